@@ -1,0 +1,48 @@
+"""What the executor is handed: values, not files.
+
+The reconciler (or `ruvector dev run`) reads manifest.toml and ruvector.toml
+and builds these; the executor never reads either file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hostcalls.capabilities import Capability
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-plugin resource limits. Units in the names or comments."""
+
+    fuel_per_call: int = 10_000_000  # wasm fuel units per hook call
+    max_call_ms: int = 100  # wall-clock deadline per hook call
+    max_memory_mb: int = 64  # linear memory cap
+    max_table_elements: int = 10_000
+    max_host_calls_per_call: int = 10_000  # beyond this: host-call abuse
+    max_log_lines_per_call: int = 100  # beyond this: throttled (RATE_LIMITED)
+    max_notifications_per_call: int = 5  # beyond this: throttled
+    max_events_per_tick: int = 256  # process launch/exit hooks per plugin per tick
+    max_http_response_bytes: int = 1 << 20
+    max_file_bytes: int = 1 << 20  # read_file result and write_file data
+    strikes: int = 3  # violations before the plugin is disabled
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """One plugin, verified by whoever built this, ready to load.
+
+    `wasm` is the exact bytes to compile; the executor checks them against
+    `wasm_sha256` itself before compiling, whatever the caller did.
+    """
+
+    name: str
+    version: str
+    wasm: bytes
+    wasm_sha256: str
+    declared: frozenset[Capability]
+    approved: frozenset[Capability] = frozenset()
+    config: Mapping[str, object] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    source: str = ""  # where it came from, for messages
