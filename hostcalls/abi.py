@@ -64,9 +64,7 @@ class HostFunction:
     doc: str
 
 
-def _hf(
-    name: str, params: str, results: str, cap: CapabilityKind | None, doc: str
-) -> HostFunction:
+def _hf(name: str, params: str, results: str, cap: CapabilityKind | None, doc: str) -> HostFunction:
     return HostFunction(name, tuple(params.split()), tuple(results.split()), cap, doc)
 
 

@@ -30,6 +30,18 @@ class GuestFault(Exception):
         super().__init__(f"{kind.value} in {function}: {detail}")
 
 
+class GuestAborted(Exception):
+    """The plugin's own code trapped inside a host call (in rv_alloc).
+
+    Carries the binding's original error; host functions let it through so
+    the executor reports the trap, not a host error.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
+
+
 class GuestMemory(Protocol):
     """One plugin's memory during one host call."""
 
@@ -40,8 +52,10 @@ class GuestMemory(Protocol):
     def write_result(self, function: str, data: bytes) -> int:
         """Copy `data` into a buffer from rv_alloc and return it packed.
 
-        Returns Status.NO_MEMORY if the allocator returned 0. Raises GuestFault
-        if it returned a buffer outside memory.
+        An empty result still gets a real buffer (rv_alloc(1)), so its packed
+        value is never 0, which means "none". Returns Status.NO_MEMORY if the
+        allocator returned 0. Raises GuestFault if it returned a buffer outside
+        memory, GuestAborted if the allocator trapped.
         """
         ...
 
@@ -52,4 +66,8 @@ def read_text(mem: GuestMemory, function: str, ptr: int, length: int, cap: int) 
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise GuestFault(FaultKind.BAD_ENCODING, function, f"string is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise GuestFault(
+            FaultKind.BAD_ENCODING,
+            function,
+            f"string is not UTF-8 ({exc.reason} at byte {exc.start})",
+        ) from None
