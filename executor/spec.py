@@ -46,3 +46,17 @@ class PluginSpec:
     config: Mapping[str, object] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     source: str = ""  # where it came from, for messages
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Host-wide settings of one executor."""
+
+    state_dir: str = "state"
+    tick_interval_ms: int = 5000
+    profile: str = "default"
+    protected_processes: tuple[str, ...] | None = None  # None: the built-in list
+    allow_other_users: bool = False  # act on processes of other users
+    memory_high_percent: float = 85.0  # used memory at which pressure is "high"
+    memory_critical_percent: float = 95.0
+    max_wasm_stack_bytes: int = 512 * 1024  # engine-wide

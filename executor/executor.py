@@ -1,0 +1,333 @@
+"""The fixed-tick executor: every plugin, every tick, within its limits.
+
+Each tick samples the machine once (shared by every plugin), derives the
+events (process launches and exits, memory-pressure and profile changes),
+delivers them to the plugins that may see them, then calls on_tick. Each call
+runs under its plugin's own fuel budget and deadline; a violation counts a
+strike against that plugin only, and everything else keeps its schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from executor import health as health_mod
+from executor.engine import EngineSettings, EpochTicker, make_engine
+from executor.loader import check_module
+from executor.metrics import PluginMetrics
+from executor.module_cache import ModuleCache
+from executor.observer import Observer
+from executor.sandbox import CallResult, Sandbox
+from executor.spec import ExecutorSettings, PluginSpec
+from hostcalls import capabilities
+from hostcalls.capabilities import CapabilityKind, Grant
+from hostcalls.host import HostLimits, PluginHost
+from hostcalls.plugin_state import PluginState
+from hostcalls.processes import DEFAULT_PROTECTED_NAMES, ProtectionPolicy
+from hostcalls.system import Sampler, SystemSample, memory_pressure_level
+from ruvector.errors import HostFault, PluginRefused
+
+log = logging.getLogger(__name__)
+
+# The metrics file can reach megabytes; a crash loses at most this much of it.
+METRICS_SAVE_INTERVAL_S = 60.0
+
+
+@dataclass
+class LoadedPlugin:
+    spec: PluginSpec
+    grant: Grant
+    sandbox: Sandbox
+    health: health_mod.Health
+    state: PluginState
+    metrics: PluginMetrics = field(default_factory=PluginMetrics)
+    pressure_seen: int = 0  # the memory-pressure level this plugin last heard of
+    profile_seen: str = ""
+    metrics_saved_at: float = 0.0  # time.monotonic() of the last metrics flush
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def enabled(self) -> bool:
+        return not self.health.disabled
+
+    def sees_processes(self) -> bool:
+        return CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
+
+
+class Executor:
+    """Loads plugins and ticks them. Not thread-safe: drive it from one thread."""
+
+    def __init__(
+        self,
+        settings: ExecutorSettings | None = None,
+        observer: Observer | None = None,
+        engine_settings: EngineSettings | None = None,
+    ) -> None:
+        self.settings = settings or ExecutorSettings()
+        self.observer = observer or Observer()
+        self.engine_settings = engine_settings or EngineSettings(
+            max_wasm_stack_bytes=self.settings.max_wasm_stack_bytes
+        )
+        self.state_dir = Path(self.settings.state_dir)
+        self.engine = make_engine(self.engine_settings)
+        self.ticker = EpochTicker(self.engine)
+        self.cache = ModuleCache(
+            self.state_dir / "cache" / "modules", self.engine, self.engine_settings.fingerprint()
+        )
+        names = self.settings.protected_processes
+        self.policy = ProtectionPolicy(
+            protected_names=DEFAULT_PROTECTED_NAMES if names is None else names,
+            allow_other_users=self.settings.allow_other_users,
+        )
+        self.sampler = Sampler()
+        self.plugins: dict[str, LoadedPlugin] = {}
+        self.profile = self.settings.profile
+        self.tick_count = 0
+        self.overruns = 0  # ticks skipped because the previous ones ran long
+        self._sample: SystemSample | None = None
+        self._previous: SystemSample | None = None
+
+    # -- loading -------------------------------------------------------------
+
+    def load(self, spec: PluginSpec) -> LoadedPlugin:
+        """Check, instantiate and initialise one plugin.
+
+        Raises PluginRefused if the plugin may not run at all (bad hash,
+        malformed wasm, imports beyond its grant, ABI mismatch...). A plugin
+        that merely misbehaves in on_init is loaded and takes a strike.
+        """
+        if spec.name in self.plugins:
+            raise PluginRefused(spec.name, "a plugin of this name is already loaded")
+        grant = capabilities.grant(spec.declared, spec.approved)
+        checked = check_module(spec, grant, self.cache)
+        pdir = health_mod.plugin_dir(self.state_dir, spec.name)
+        health = health_mod.Health.load(pdir / "health.json", spec.wasm_sha256, spec.limits.strikes)
+        state = PluginState(pdir, spec.config)
+        for warning in state.warnings:
+            self.observer.log(spec.name, "warn", warning)
+        host = PluginHost(
+            spec.name,
+            grant,
+            state=state,
+            policy=self.policy,
+            sample=self.current_sample,
+            sinks=self.observer,
+            limits=_host_limits(spec),
+        )
+        box = Sandbox(spec, checked, self.engine, host, self.ticker, fuel=self.engine_settings.fuel)
+        plugin = LoadedPlugin(spec, grant, box, health, state, profile_seen=self.profile)
+        if health.disabled:
+            self.observer.disabled(spec.name, health.reason)
+        else:
+            self._start(plugin)  # may raise PluginRefused: nothing registered yet
+        self.plugins[spec.name] = plugin
+        return plugin
+
+    def load_all(self, specs: Iterable[PluginSpec]) -> list[PluginRefused]:
+        """Load each plugin; a refusal is reported and the others go on."""
+        refusals = []
+        for spec in specs:
+            try:
+                self.load(spec)
+            except PluginRefused as exc:
+                self.observer.refused(exc.plugin, exc.reason)
+                refusals.append(exc)
+        return refusals
+
+    def _start(self, plugin: LoadedPlugin) -> bool:
+        """(Re)instantiate and run on_init; False if either broke a limit."""
+        if self._settle(plugin, plugin.sandbox.start()) and plugin.sandbox.has("on_init"):
+            return self._settle(plugin, plugin.sandbox.call("on_init"))
+        return not plugin.sandbox.poisoned
+
+    def unload(self, name: str) -> None:
+        """Run on_cleanup, persist the plugin's state and drop it."""
+        plugin = self.plugins.pop(name)
+        if plugin.enabled and not plugin.sandbox.poisoned and plugin.sandbox.has("on_cleanup"):
+            self._settle(plugin, plugin.sandbox.call("on_cleanup"))
+        self._flush(plugin, final=True)
+        plugin.sandbox.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: on_cleanup for every plugin, state saved, threads ended."""
+        for name in list(self.plugins):
+            self.unload(name)
+        self.ticker.close()
+
+    def enable(self, name: str) -> None:
+        """Re-enable a disabled plugin now (its record of strikes is cleared)."""
+        plugin = self.plugins[name]
+        plugin.health.enable()
+        self._start(plugin)
+
+    # -- ticking -------------------------------------------------------------
+
+    def current_sample(self) -> SystemSample:
+        if self._sample is None:
+            self._sample = self.sampler.sample(processes=self._wants_processes())
+        return self._sample
+
+    def _wants_processes(self) -> bool:
+        return any(p.sees_processes() and p.enabled for p in self.plugins.values())
+
+    def switch_profile(self, profile: str) -> None:
+        """Make `profile` active; plugins hear of it on the next tick."""
+        self.profile = profile
+
+    def tick(self) -> None:
+        """One pass over every enabled plugin."""
+        start = time.perf_counter()
+        self._previous, self._sample = (
+            self._sample,
+            self.sampler.sample(processes=self._wants_processes()),
+        )
+        launched, exited = self._process_events()
+        level = memory_pressure_level(
+            self._sample.memory,
+            self.settings.memory_high_percent,
+            self.settings.memory_critical_percent,
+        )
+        for plugin in list(self.plugins.values()):
+            if plugin.enabled:
+                self._tick_plugin(plugin, launched, exited, level)
+        self.tick_count += 1
+        self.observer.tick_done(self.tick_count, time.perf_counter() - start)
+
+    def _tick_plugin(
+        self,
+        plugin: LoadedPlugin,
+        launched: list[tuple[str, int]],
+        exited: list[tuple[str, int]],
+        level: int,
+    ) -> None:
+        start = time.perf_counter()
+        box = plugin.sandbox
+        ok = not box.poisoned or self._restart(plugin)
+        if ok and plugin.sees_processes():
+            ok = self._deliver(plugin, "on_process_exit", exited) and self._deliver(
+                plugin, "on_process_launch", launched
+            )
+        if ok and level != plugin.pressure_seen:
+            plugin.pressure_seen = level
+            ok = not box.has("on_memory_pressure") or self._settle(
+                plugin, box.call("on_memory_pressure", level)
+            )
+        if ok and self.profile != plugin.profile_seen:
+            plugin.profile_seen = self.profile
+            ok = not box.has("on_profile_switch") or self._settle(
+                plugin, box.call_with_text("on_profile_switch", self.profile)
+            )
+        if ok and box.has("on_tick"):
+            self._settle(plugin, box.call("on_tick", self.settings.tick_interval_ms))
+        plugin.metrics.record_tick(time.perf_counter() - start)
+        self._flush(plugin)
+
+    def _restart(self, plugin: LoadedPlugin) -> bool:
+        plugin.metrics.restarts += 1
+        try:
+            return self._start(plugin)
+        except PluginRefused as exc:  # cannot happen for a module that loaded once
+            self._disable(plugin, exc.reason)
+            return False
+
+    def _deliver(self, plugin: LoadedPlugin, hook: str, events: list[tuple[str, int]]) -> bool:
+        if not events or not plugin.sandbox.has(hook):
+            return True
+        cap = plugin.spec.limits.max_events_per_tick
+        plugin.metrics.events_dropped += max(0, len(events) - cap)
+        for name, pid in events[:cap]:
+            if not self._settle(plugin, plugin.sandbox.call_with_text(hook, name, pid)):
+                return False
+        return True
+
+    def _process_events(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        prev, cur = self._previous, self._sample
+        if prev is None or cur is None or prev.processes is None or cur.processes is None:
+            return [], []
+        new, old = cur.keys(), prev.keys()
+        launched = [(p.name, p.pid) for p in cur.processes if (p.pid, p.create_time) not in old]
+        exited = [(p.name, p.pid) for p in prev.processes if (p.pid, p.create_time) not in new]
+        return launched, exited
+
+    def _settle(self, plugin: LoadedPlugin, result: CallResult) -> bool:
+        """Account for one call; True if it broke no limit."""
+        plugin.metrics.record_call(result.fuel_used, result.host_calls, result.logs_dropped)
+        if result.logs_dropped:
+            self.observer.log(
+                plugin.name,
+                "warn",
+                f"{result.logs_dropped} log lines dropped in {result.hook} (rate limit)",
+            )
+        if result.violation is None:
+            return True
+        plugin.metrics.violations += 1
+        newly_disabled = plugin.health.record(result.violation)
+        self.observer.violation(
+            plugin.name, result.violation, plugin.health.count, plugin.health.strikes
+        )
+        if newly_disabled:
+            self._disable(plugin, plugin.health.reason)
+        return False
+
+    def _disable(self, plugin: LoadedPlugin, reason: str) -> None:
+        if not plugin.health.disabled:
+            plugin.health.disabled, plugin.health.reason = True, reason
+            plugin.health.save()
+        plugin.sandbox.close()
+        self.observer.disabled(plugin.name, reason)
+        self.observer.notify(
+            "ruvector", "Plugin disabled", f"'{plugin.name}' was disabled: {reason}"
+        )
+
+    def _flush(self, plugin: LoadedPlugin, final: bool = False) -> None:
+        """Save what the plugin changed: config every tick, metrics now and then."""
+        now = time.monotonic()
+        metrics = final or now - plugin.metrics_saved_at >= METRICS_SAVE_INTERVAL_S
+        try:
+            plugin.state.flush(metrics=metrics)
+            if metrics:
+                plugin.metrics_saved_at = now
+        except HostFault as exc:
+            log.warning("cannot save state of plugin %s: %s", plugin.name, exc)
+
+    def run(self, ticks: int | None = None, stop: threading.Event | None = None) -> None:
+        """Tick every tick_interval_ms until `stop` is set or `ticks` ran.
+
+        The schedule is fixed: a tick that runs long does not shift the ones
+        after it; ticks that could not start on time are skipped and counted
+        in `overruns` rather than run in a burst.
+        """
+        stop = stop or threading.Event()
+        interval = self.settings.tick_interval_ms / 1000
+        next_at, done = time.monotonic(), 0
+        while not stop.is_set() and (ticks is None or done < ticks):
+            self.tick()
+            done += 1
+            next_at += interval
+            now = time.monotonic()
+            if now > next_at:
+                missed = math.ceil((now - next_at) / interval)
+                self.overruns += missed
+                next_at += missed * interval
+            if ticks is None or done < ticks:
+                stop.wait(next_at - now)
+
+
+def _host_limits(spec: PluginSpec) -> HostLimits:
+    lim = spec.limits
+    return HostLimits(
+        max_host_calls_per_call=lim.max_host_calls_per_call,
+        max_log_lines_per_call=lim.max_log_lines_per_call,
+        max_notifications_per_call=lim.max_notifications_per_call,
+        max_http_response_bytes=lim.max_http_response_bytes,
+        max_file_bytes=lim.max_file_bytes,
+    )

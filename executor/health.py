@@ -1,0 +1,103 @@
+"""Violations and the three-strikes rule, persisted so a restart remembers.
+
+A plugin that breaks its limits `strikes` times is disabled. The disabled
+state is written to state/plugins/NAME/health.json with the SHA-256 of the
+wasm that earned it: the same build stays disabled across restarts until the
+user re-enables it (`ruvector plugin enable`), while a new version starts
+with a clean record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from executor.sandbox import Violation
+from ruvector.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDED = 20  # most recent violations kept for display
+
+
+@dataclass
+class Health:
+    path: Path
+    sha256: str
+    strikes: int
+    violations: list[dict[str, object]] = field(default_factory=list)
+    disabled: bool = False
+    reason: str = ""
+
+    @classmethod
+    def load(cls, path: Path, sha256: str, strikes: int) -> Health:
+        health = cls(path, sha256, strikes)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return health
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            return health
+        if data.get("sha256") == sha256:
+            health.violations = list(data.get("violations", []))[-MAX_RECORDED:]
+            health.disabled = bool(data.get("disabled", False))
+            health.reason = str(data.get("reason", ""))
+        return health
+
+    @property
+    def count(self) -> int:
+        return len(self.violations)
+
+    def record(self, violation: Violation) -> bool:
+        """Record a violation; True if this one disables the plugin."""
+        self.violations.append(
+            {
+                "at": time.time(),
+                "kind": violation.kind.name,
+                "hook": violation.hook,
+                "detail": violation.detail,
+            }
+        )
+        del self.violations[:-MAX_RECORDED]
+        newly = not self.disabled and self.count >= self.strikes
+        if newly:
+            self.disabled = True
+            self.reason = f"{self.count} violations; last: {violation}"
+        self.save()
+        return newly
+
+    def enable(self) -> None:
+        self.violations.clear()
+        self.disabled = False
+        self.reason = ""
+        self.save()
+
+    def save(self) -> None:
+        data = {
+            "sha256": self.sha256,
+            "disabled": self.disabled,
+            "reason": self.reason,
+            "violations": self.violations,
+        }
+        atomic_write(self.path, json.dumps(data, indent=2).encode())
+
+
+def enable_plugin(state_dir: Path, name: str) -> bool:
+    """Clear a plugin's disabled state; False if it was not disabled."""
+    path = plugin_dir(state_dir, name) / "health.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if not data.get("disabled"):
+        return False
+    Health.load(path, str(data.get("sha256", "")), 1).enable()
+    return True
+
+
+def plugin_dir(state_dir: Path, name: str) -> Path:
+    return state_dir / "plugins" / name

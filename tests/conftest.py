@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from executor.executor import Executor
+from executor.observer import Observer
+from executor.sandbox import Violation
+from executor.spec import ExecutorSettings
+
+
+@dataclass
+class Recorder(Observer):
+    """Collects everything the executor reports."""
+
+    logs: list[tuple[str, str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str, str]] = field(default_factory=list)
+    violations: list[tuple[str, Violation]] = field(default_factory=list)
+    disabled_: list[tuple[str, str]] = field(default_factory=list)
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+
+    def log(self, plugin: str, level: str, message: str) -> None:
+        self.logs.append((plugin, level, message))
+
+    def notify(self, plugin: str, title: str, message: str) -> None:
+        self.notes.append((plugin, title, message))
+
+    def violation(self, plugin: str, violation: Violation, count: int, strikes: int) -> None:
+        self.violations.append((plugin, violation))
+
+    def disabled(self, plugin: str, reason: str) -> None:
+        self.disabled_.append((plugin, reason))
+
+    def refused(self, plugin: str, reason: str) -> None:
+        self.refusals.append((plugin, reason))
+
+    def messages(self, plugin: str) -> list[str]:
+        return [m for p, _, m in self.logs if p == plugin]
+
+    def kinds(self, plugin: str) -> list[str]:
+        return [v.kind.name for p, v in self.violations if p == plugin]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_executor(tmp_path: Path, recorder: Recorder) -> Iterator[object]:
+    made: list[Executor] = []
+
+    def make(**settings: object) -> Executor:
+        opts = {"state_dir": str(tmp_path / "state"), "tick_interval_ms": 50, **settings}
+        ex = Executor(ExecutorSettings(**opts), recorder)  # type: ignore[arg-type]
+        made.append(ex)
+        return ex
+
+    yield make
+    for ex in made:
+        ex.shutdown()

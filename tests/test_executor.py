@@ -1,0 +1,129 @@
+"""The fixed-tick executor: events, lifecycle, schedule, metrics, cache."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from executor.executor import Executor
+from tests.plugins import COUNTER, Strings, module, spec
+
+# Logs each hook it receives: process names at info (launch) and warn (exit).
+s = Strings()
+_WATCHER_BODY = f"""
+  (func (export "on_process_launch") (param $p i32) (param $l i32) (param $pid i32)
+    (drop (call $log (i32.const 2) (local.get $p) (local.get $l))))
+  (func (export "on_process_exit") (param $p i32) (param $l i32) (param $pid i32)
+    (drop (call $log (i32.const 3) (local.get $p) (local.get $l))))
+  (func (export "on_memory_pressure") (param $level i32)
+    (drop (call $log (i32.const 4) {s("pressure")})))
+  (func (export "on_profile_switch") (param $p i32) (param $l i32)
+    (drop (call $log (i32.const 1) (local.get $p) (local.get $l))))
+  (func (export "on_cleanup") (drop (call $log (i32.const 0) {s("cleanup")})))
+"""
+WATCHER = module(s.data() + _WATCHER_BODY, imports=["log"])
+
+
+def levels(recorder, plugin: str, level: str) -> list[str]:
+    return [m for p, lv, m in recorder.logs if p == plugin and lv == level]
+
+
+def test_process_events_reach_only_plugins_that_may_see_processes(
+    make_executor, recorder, tmp_path: Path
+) -> None:
+    ex = make_executor()
+    ex.load(spec("watcher", WATCHER, caps=["ReadProcessList"]))
+    ex.load(spec("blind", WATCHER))
+    ex.tick()  # the first sample is the baseline: no launch events
+    name = "rv-test-child"
+    exe = tmp_path / name
+    exe.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(exe), "30"])
+    try:
+        ex.tick()
+        assert name in levels(recorder, "watcher", "info")
+    finally:
+        child.kill()
+        child.wait()
+    ex.tick()
+    assert name in levels(recorder, "watcher", "warn")
+    assert levels(recorder, "blind", "info") == levels(recorder, "blind", "warn") == []
+
+
+def test_memory_pressure_fires_when_the_level_changes(make_executor, recorder) -> None:
+    # thresholds below any real usage: the level is critical from the first tick
+    ex = make_executor(memory_high_percent=0.001, memory_critical_percent=0.002)
+    ex.load(spec("watcher", WATCHER))
+    ex.tick()
+    ex.tick()
+    assert levels(recorder, "watcher", "error") == ["pressure"]  # once, not every tick
+
+
+def test_profile_switch_and_cleanup(make_executor, recorder) -> None:
+    ex = make_executor()
+    ex.load(spec("watcher", WATCHER))
+    ex.tick()
+    ex.switch_profile("gaming")
+    ex.tick()
+    ex.tick()
+    assert levels(recorder, "watcher", "debug") == ["gaming"]
+    ex.shutdown()
+    assert levels(recorder, "watcher", "trace") == ["cleanup"]
+
+
+def test_metrics_per_plugin(make_executor) -> None:
+    ex = make_executor()
+    plugin = ex.load(spec("counter", COUNTER))
+    for _ in range(3):
+        ex.tick()
+    m = plugin.metrics
+    assert m.ticks == 3 and m.calls == 1 + 3  # instantiation, then three on_tick
+    assert m.host_calls == 3 and m.violations == 0
+    assert m.fuel_used > 0 and 0 < m.mean_tick_s <= m.max_tick_s
+
+
+def test_fixed_schedule_and_stop(make_executor) -> None:
+    ex: Executor = make_executor(tick_interval_ms=20)
+    ex.load(spec("counter", COUNTER))
+    stop = threading.Event()
+    runner = threading.Thread(target=ex.run, kwargs={"stop": stop})
+    runner.start()
+    time.sleep(0.3)
+    stop.set()
+    runner.join(timeout=2)
+    assert not runner.is_alive()
+    # roughly 15 ticks in 300 ms; generous bounds for a noisy machine
+    assert 5 <= ex.tick_count + ex.overruns <= 20
+
+
+def test_run_a_number_of_ticks(make_executor) -> None:
+    ex = make_executor(tick_interval_ms=10)
+    ex.load(spec("counter", COUNTER))
+    ex.run(ticks=3)
+    assert ex.tick_count == 3
+
+
+def test_compiled_modules_are_cached_and_tampered_entries_discarded(
+    make_executor, tmp_path: Path
+) -> None:
+    first = make_executor()
+    first.load(spec("counter", COUNTER))
+    assert (first.cache.hits, first.cache.misses) == (0, 1)
+    first.shutdown()
+
+    second = make_executor()
+    second.load(spec("counter", COUNTER))
+    assert (second.cache.hits, second.cache.misses) == (1, 0)
+    second.shutdown()
+
+    for entry in (tmp_path / "state" / "cache" / "modules").glob("*.cwasm"):
+        data = bytearray(entry.read_bytes())
+        data[-1] ^= 0xFF
+        entry.write_bytes(bytes(data))
+    third = make_executor()
+    third.load(spec("counter", COUNTER))
+    assert (third.cache.hits, third.cache.misses) == (0, 1)
+    third.tick()
+    assert third.plugins["counter"].state.metrics_snapshot()["ticks"]["last"] == 1
