@@ -43,7 +43,7 @@ class PluginSpec:
     wasm_sha256: str
     declared: frozenset[Capability]
     approved: frozenset[Capability] = frozenset()
-    config: Mapping[str, object] = field(default_factory=dict)
+    config: Mapping[str, object] = field(default_factory=dict, repr=False)  # may hold secrets
     limits: Limits = field(default_factory=Limits)
     source: str = ""  # where it came from, for messages
 

@@ -1,0 +1,182 @@
+"""A plugin's config schema, and checking the user's config against it.
+
+The schema is written by the plugin's author and may be hostile. What
+bounds it:
+
+- nothing is fetched: references to other documents are errors (an empty
+  `referencing.Registry`, see `_validation.make_validator`);
+- sizes: a schema file is at most MAX_SCHEMA_BYTES, a config string at
+  most MAX_CONFIG_STRING_BYTES;
+- time: Python's `re` cannot be interrupted and a schema can be slow in
+  more ways than a catastrophic `pattern` (`$ref` chains that double at each
+  step, nested `unevaluatedProperties`), so every validation runs in a child
+  process (a fresh interpreter, `python -m reconciler.config_schema`, about
+  0.1 s) that is killed after VALIDATION_TIMEOUT_S. Not multiprocessing:
+  its spawn re-runs the caller's __main__ in the child, and its fork
+  copies a process that may hold threads (the executor's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler._validation import (
+    KeyPath,
+    Problem,
+    check_schema,
+    first_problem,
+    key_path,
+    make_validator,
+    map_leaves,
+    read_capped,
+)
+from ruvector.errors import ConfigError
+
+MAX_SCHEMA_BYTES = 256 * 1024
+MAX_CONFIG_STRING_BYTES = 64 * 1024  # UTF-8 bytes of one config string
+VALIDATION_TIMEOUT_S = 2.0  # wall clock for one config check, child start included
+
+
+def load_config_schema(path: Path) -> dict[str, Any]:
+    """Read a plugin's JSON Schema file and check it is a draft 2020-12 schema.
+
+    Raises ConfigError (file = `path`): unreadable, over MAX_SCHEMA_BYTES,
+    not JSON (with its line), not an object, or not a valid schema (key =
+    where in the schema).
+    """
+    file = str(path)
+    raw = read_capped(path, MAX_SCHEMA_BYTES, file, "")
+    try:
+        schema = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ConfigError(file, "", "not valid UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(file, "", f"not JSON: {exc.msg}", exc.lineno) from None
+    except RecursionError:
+        raise ConfigError(file, "", "the JSON nests too deeply") from None
+    if not isinstance(schema, dict):
+        raise ConfigError(file, "", "expected a JSON Schema object at the top level")
+    problem = check_schema(schema)
+    if problem is not None:
+        at, message = problem
+        raise ConfigError(file, key_path(at), f"not a valid JSON Schema: {message}")
+    return schema
+
+
+def validate_config(
+    plugin: str,
+    schema: dict[str, Any],
+    config: Mapping[str, object],
+    *,
+    file: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> None:
+    """Check `config` against the plugin's `schema` (from load_config_schema).
+
+    `file` names where the config was written (ruvector.toml), defaulting to
+    the plugin's name; `secrets` maps config key paths whose values came
+    from the environment to the variable's name, and those values are
+    replaced in any message.
+
+    Raises ConfigError at key `plugins.installed.<plugin>.config.<path>`
+    with the schema's message; for an over-long string, a value JSON cannot
+    hold, or a check that fails or does not finish within
+    VALIDATION_TIMEOUT_S.
+    """
+    where = file or plugin
+    root: KeyPath = ("plugins", "installed", plugin, "config")
+    long = _first_long_string(config)
+    if long is not None:
+        raise ConfigError(
+            where,
+            key_path(root + long),
+            f"a config string may be at most {MAX_CONFIG_STRING_BYTES // 1024} KiB",
+        )
+    problem = _check_in_child(schema, config)
+    if problem is not None:
+        at, message = problem
+        raise ConfigError(where, key_path(root + at), _scrub(message, config, secrets or {}))
+
+
+def _first_long_string(config: Mapping[str, object]) -> KeyPath | None:
+    found: list[KeyPath] = []
+
+    def visit(at: KeyPath, value: object) -> object:
+        if isinstance(value, str) and len(value.encode()) > MAX_CONFIG_STRING_BYTES:
+            found.append(at)
+        return value
+
+    map_leaves(dict(config), visit)
+    return found[0] if found else None
+
+
+def _scrub(message: str, config: Mapping[str, object], secrets: Mapping[str, str]) -> str:
+    """Replace every secret value (and its repr) in `message` by its origin."""
+    values: list[tuple[str, str]] = []
+
+    def collect(at: KeyPath, value: object) -> object:
+        name = secrets.get(key_path(at))
+        if name is not None and isinstance(value, str) and value:
+            values.append((value, f"<secret from env:{name}>"))
+        return value
+
+    map_leaves(dict(config), collect)
+    # Longest first, so a secret that contains another is replaced whole.
+    for value, label in sorted(values, key=lambda v: -len(v[0])):
+        message = message.replace(repr(value), label).replace(value, label)
+    return message
+
+
+def _check_in_child(schema: dict[str, Any], config: Mapping[str, object]) -> Problem | None:
+    try:
+        request = json.dumps({"schema": schema, "config": dict(config)}, allow_nan=False)
+    except (TypeError, ValueError):  # dates, NaN: nothing a JSON Schema can check
+        return (), "config values must be JSON values (strings, numbers, booleans, lists, tables)"
+    try:
+        done = subprocess.run(
+            _CHILD_COMMAND,
+            input=request.encode(),
+            capture_output=True,
+            env=_child_env(),
+            timeout=VALIDATION_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        return (), (
+            f"the plugin's schema took over {VALIDATION_TIMEOUT_S} s to check this config "
+            "(a catastrophic pattern or $ref chain?)"
+        )
+    if done.returncode != 0:  # e.g. a schema that exhausts memory
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        return (), f"checking the config against the plugin's schema failed: {last}"
+    answer = json.loads(done.stdout)
+    return None if answer is None else (tuple(answer[0]), answer[1])
+
+
+# -P: nothing from the working directory shadows our modules in the child.
+_CHILD_COMMAND = (sys.executable, "-P", "-m", "reconciler.config_schema")
+
+
+def _child_env() -> dict[str, str]:
+    # The child must import this package from where the parent did.
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
+def _child_main() -> None:
+    """In the child: read {schema, config} on stdin, write the first problem or null."""
+    request = json.load(sys.stdin.buffer)
+    problem = first_problem(make_validator(request["schema"]), request["config"], describe=False)
+    json.dump(problem, sys.stdout)
+
+
+if __name__ == "__main__":
+    _child_main()

@@ -1,0 +1,222 @@
+"""ruvector.toml: the user's desired state.
+
+`load_desired` checks the file against schemas/ruvector.schema.json, fills
+in defaults from the executor's own dataclasses (Limits, ExecutorSettings)
+so there is one source for them, resolves relative paths from the file's
+directory, and resolves `env:NAME` config values from the environment.
+
+Resolved secrets live only in `DesiredPlugin.config`, which is left out of
+the repr; `redacted_config()` is what may be shown.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from executor.spec import ExecutorSettings, Limits
+from hostcalls.capabilities import Capability
+from reconciler._validation import (
+    Document,
+    KeyPath,
+    key_path,
+    load_document,
+    map_leaves,
+    parse_capabilities,
+)
+
+MAX_DESIRED_BYTES = 1 << 20
+DEFAULT_PLUGIN_DIR = "~/.ruvector/plugins"
+DEFAULT_REGISTRY_URL = "https://plugins.ruvector.dev/api/v1"
+
+# Only this exact form is a reference: "env: x" or "see env:X" stay text.
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class SourceKind(enum.Enum):
+    DIR = "dir"  # a plugin directory on this machine (manifest.toml + wasm)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: SourceKind
+    path: Path  # absolute
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.path}"
+
+
+@dataclass(frozen=True)
+class DesiredPlugin:
+    """One [plugins.installed.NAME] table, checked and resolved."""
+
+    name: str
+    enabled: bool
+    version: str | None  # None: whatever the source holds
+    source: Source
+    approved: frozenset[Capability]
+    limits: Limits
+    origin: Path  # the ruvector.toml that asked for it, for messages
+    # Holds secrets resolved from the environment: never in the repr.
+    config: Mapping[str, object] = field(default_factory=dict, repr=False)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # config key path -> env var
+
+    def redacted_config(self) -> dict[str, object]:
+        """The config with each secret replaced by "<secret from env:NAME>"."""
+
+        def redact(at: KeyPath, value: object) -> object:
+            name = self.secrets.get(key_path(at))
+            return value if name is None else f"<secret from env:{name}>"
+
+        return _as_table(map_leaves(dict(self.config), redact))
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """The whole of ruvector.toml."""
+
+    path: Path
+    enabled: bool  # the master switch: False runs no plugin
+    settings: ExecutorSettings  # state_dir is absolute
+    limits: Limits  # for plugins that do not override them
+    plugins: tuple[DesiredPlugin, ...]  # sorted by name
+    plugin_dir: Path  # absolute
+    registry_url: str
+    auto_update: bool
+
+
+def load_desired(path: Path) -> DesiredState:
+    """Load ruvector.toml.
+
+    Raises ConfigError (file = `path`, key = the dotted key, line when it
+    can be found) for a missing, malformed or invalid file, an unknown key
+    (with a "did you mean"), an unsupported or missing source, a refused or
+    malformed capability, or an `env:NAME` value whose variable is unset.
+    """
+    doc = load_document(path, "ruvector.schema.json", max_bytes=MAX_DESIRED_BYTES)
+    section: dict[str, Any] = doc.data.get("plugins", {})
+    base = path.absolute().parent
+    limits = _limits(section, Limits())
+    installed: dict[str, Any] = section.get("installed", {})
+    return DesiredState(
+        path=path,
+        enabled=section.get("enabled", True),
+        settings=_settings(doc, section, base),
+        limits=limits,
+        plugins=tuple(
+            _plugin(doc, path, name, installed[name], base, limits) for name in sorted(installed)
+        ),
+        plugin_dir=_absolute(base, section.get("plugin_dir", DEFAULT_PLUGIN_DIR)),
+        registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
+        auto_update=section.get("auto_update", False),
+    )
+
+
+def _limits(table: Mapping[str, Any], defaults: Limits) -> Limits:
+    # The file speaks of ticks (the seed's words); the executor bounds calls.
+    return replace(
+        defaults,
+        max_call_ms=table.get("max_tick_ms", defaults.max_call_ms),
+        max_memory_mb=table.get("max_memory_mb", defaults.max_memory_mb),
+        fuel_per_call=table.get("fuel_per_tick", defaults.fuel_per_call),
+    )
+
+
+def _settings(doc: Document, section: Mapping[str, Any], base: Path) -> ExecutorSettings:
+    d = ExecutorSettings()
+    high = float(section.get("memory_high_percent", d.memory_high_percent))
+    critical = float(section.get("memory_critical_percent", d.memory_critical_percent))
+    if high >= critical:
+        raise doc.error(
+            ("plugins", "memory_high_percent"),
+            f"expected a percentage below memory_critical_percent ({critical:g}), got {high:g}",
+        )
+    protected = section.get("protected_processes")
+    return ExecutorSettings(
+        state_dir=str(_absolute(base, section.get("state_dir", d.state_dir))),
+        tick_interval_ms=section.get("tick_interval_ms", d.tick_interval_ms),
+        profile=section.get("profile", d.profile),
+        protected_processes=None if protected is None else tuple(protected),
+        allow_other_users=section.get("allow_other_users", d.allow_other_users),
+        memory_high_percent=high,
+        memory_critical_percent=critical,
+    )
+
+
+def _plugin(
+    doc: Document, origin: Path, name: str, entry: Mapping[str, Any], base: Path, limits: Limits
+) -> DesiredPlugin:
+    at: KeyPath = ("plugins", "installed", name)
+    config, secrets = _resolve_config(doc, (*at, "config"), entry.get("config", {}))
+    return DesiredPlugin(
+        name=name,
+        enabled=entry.get("enabled", True),
+        version=entry.get("version"),
+        source=_source(doc, (*at, "source"), entry["source"], base),
+        approved=parse_capabilities(entry.get("approve", []), (*at, "approve"), doc.error),
+        limits=_limits(entry, limits),
+        origin=origin,
+        config=config,
+        secrets=secrets,
+    )
+
+
+def _source(doc: Document, at: KeyPath, text: str, base: Path) -> Source:
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme != SourceKind.DIR.value:
+        raise doc.error(
+            at, f"unsupported source '{text}': this version supports only dir:PATH (a directory)"
+        )
+    if not rest:
+        raise doc.error(at, "dir: needs a path, e.g. dir:examples/hello")
+    path = _absolute(base, rest)
+    if not path.is_dir():
+        raise doc.error(at, f"{path} is not a directory")
+    return Source(SourceKind.DIR, path)
+
+
+def _absolute(base: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    # abspath, not resolve(): normalise ".." but keep the user's symlinks.
+    return Path(os.path.abspath(base / path))
+
+
+def _resolve_config(
+    doc: Document, at: KeyPath, config: dict[str, Any]
+) -> tuple[dict[str, object], dict[str, str]]:
+    """Resolve env:NAME values; returns the config and {key path: NAME}."""
+    secrets: dict[str, str] = {}
+
+    def resolve(rel: KeyPath, value: object) -> object:
+        _check_plain(doc, (*at, *rel), value)
+        m = _ENV_REF.match(value) if isinstance(value, str) else None
+        if m is None:
+            return value
+        name = m.group(1)
+        if name not in os.environ:
+            raise doc.error((*at, *rel), f"the environment variable {name} is not set")
+        secrets[key_path(rel)] = name
+        return os.environ[name]
+
+    return _as_table(map_leaves(config, resolve)), secrets
+
+
+def _check_plain(doc: Document, at: KeyPath, value: object) -> None:
+    # Plugins receive their config as JSON: TOML dates and nan/inf have no
+    # JSON form, and a schema could not check them.
+    if isinstance(value, datetime.date | datetime.time):
+        raise doc.error(at, "dates and times cannot be passed to plugins: quote them as strings")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise doc.error(at, f"{value} cannot be passed to plugins: only finite numbers")
+
+
+def _as_table(value: object) -> dict[str, object]:
+    assert isinstance(value, dict)  # map_leaves keeps the shape of its input
+    return value
