@@ -77,13 +77,17 @@ _TEXT = re.compile(r"^\s*([A-Za-z]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Capability:
     """A capability with its scope: a path for file access, hosts for network."""
 
     kind: CapabilityKind
     path: str | None = None
     hosts: tuple[str, ...] = ()
+
+    def __lt__(self, other: Capability) -> bool:
+        """Sorted by their text form, so lists read alphabetically."""
+        return str(self) < str(other)
 
     @property
     def dangerous(self) -> bool:

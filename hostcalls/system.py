@@ -199,6 +199,9 @@ _ATTRS = ("ppid", "name", "memory_info", "cpu_percent", "nice", "create_time") +
 )
 
 
+MIN_CPU_WINDOW_S = 0.1
+
+
 class Sampler:
     """Takes SystemSamples; keeps what per-process CPU figures are measured from.
 
@@ -217,6 +220,24 @@ class Sampler:
         # The first system-wide reading is against process start; prime it
         # so the first sample covers the time since this constructor.
         psutil.cpu_percent(interval=None)
+        self._cpu_at = time.monotonic()
+        self._cpu: float | None = None
+
+    def _cpu_percent(self) -> float:
+        """System-wide CPU over a window of at least MIN_CPU_WINDOW_S.
+
+        CPU times tick in 10 ms steps, so a window of a few ms reads as 0% or
+        100%. Samples closer together than the window share the last figure;
+        the very first one waits out the rest of the window, once.
+        """
+        elapsed = time.monotonic() - self._cpu_at
+        if self._cpu is None and elapsed < MIN_CPU_WINDOW_S:
+            time.sleep(MIN_CPU_WINDOW_S - elapsed)
+        elif self._cpu is not None and elapsed < MIN_CPU_WINDOW_S:
+            return self._cpu
+        self._cpu = psutil.cpu_percent(interval=None)
+        self._cpu_at = time.monotonic()
+        return self._cpu
 
     def sample(self, *, processes: bool) -> SystemSample:
         """Read the machine now; with processes=False, skip the process table.
@@ -225,7 +246,7 @@ class Sampler:
         """
         monotonic, wall_time = time.monotonic(), time.time()
         memory = _read_memory()
-        cpu_percent = psutil.cpu_percent(interval=None)
+        cpu_percent = self._cpu_percent()
         table = self._processes() if processes else None
         return SystemSample(monotonic, wall_time, memory, cpu_percent, table)
 

@@ -1,0 +1,1 @@
+"""The command line: builds library objects, calls them, prints the outcome."""

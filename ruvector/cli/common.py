@@ -1,0 +1,58 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from executor.executor import Executor
+from ruvector.cli.output import metrics_table, plugin_metrics
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="ruvector.toml",
+    envvar="RUVECTOR_CONFIG",
+    show_default=True,
+    help="The desired state to read (or set RUVECTOR_CONFIG).",
+)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, for a graceful stop after the tick."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        click.echo(f"\n{signal.Signals(signum).name}: stopping after this tick", err=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_executor(executor: Executor, ticks: int | None) -> None:
+    """Tick until done or signalled, then shut down cleanly and print metrics."""
+    try:
+        with stop_on_signals() as stop:
+            executor.run(ticks=ticks, stop=stop)
+    finally:
+        # Read before shutdown, which unloads every plugin.
+        table, reported = metrics_table(executor), plugin_metrics(executor)
+        executor.shutdown()
+        click.echo()
+        click.echo(table)
+        if reported:
+            click.echo("\nmetrics reported by plugins:")
+            click.echo(reported)

@@ -1,0 +1,105 @@
+"""`ruvector dev run`: try one plugin directory without a registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from executor.executor import Executor
+from executor.health import enable_plugin
+from executor.spec import ExecutorSettings, Limits
+from hostcalls import capabilities
+from reconciler.plugin_dir import load_plugin_dir
+from ruvector.cli.common import run_executor
+from ruvector.cli.output import ConsoleObserver
+from ruvector.errors import ConfigError
+
+
+@click.group()
+def dev() -> None:
+    """Tools for plugin authors."""
+
+
+@dev.command("run")
+@click.argument("plugin_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--ticks", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--approve",
+    "approve",
+    multiple=True,
+    metavar="CAP",
+    help="Approve a capability, e.g. KillProcess or 'FileSystemRead(/tmp)'. Repeatable.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Config value (JSON or text). Repeatable.",
+)
+@click.option("--interval-ms", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option(
+    "--max-tick-ms", type=click.IntRange(min=1), default=Limits().max_call_ms, show_default=True
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="state",
+    show_default=True,
+)
+def dev_run(
+    plugin_dir: Path,
+    ticks: int,
+    approve: tuple[str, ...],
+    settings: tuple[str, ...],
+    interval_ms: int,
+    max_tick_ms: int,
+    state_dir: Path,
+) -> None:
+    """Load PLUGIN_DIR (manifest.toml + wasm) and tick it, printing what it does."""
+    approved = _approvals(approve)
+    config = _config(settings)
+    spec = load_plugin_dir(
+        plugin_dir, approved=approved, config=config, limits=Limits(max_call_ms=max_tick_ms)
+    )
+    grant = capabilities.grant(spec.declared, spec.approved)
+    click.echo(f"{spec.name} {spec.version}: granted {_caps(grant.granted)}")
+    if grant.pending:
+        click.echo(f"  not approved (its host functions are not linked): {_caps(grant.pending)}")
+    unused = frozenset(a for a in approved if not any(a.covers(d) for d in spec.declared))
+    if unused:
+        click.echo(f"  approved but not declared by the manifest (no effect): {_caps(unused)}")
+    # An author re-running a build that earned three strikes wants to see it run.
+    if enable_plugin(state_dir, spec.name):
+        click.echo(f"  cleared the disabled state of '{spec.name}' from an earlier run")
+    executor = Executor(
+        ExecutorSettings(state_dir=str(state_dir), tick_interval_ms=interval_ms), ConsoleObserver()
+    )
+    executor.load(spec)
+    run_executor(executor, ticks)
+
+
+def _caps(caps: frozenset[capabilities.Capability]) -> str:
+    return ", ".join(str(c) for c in sorted(caps)) or "nothing"
+
+
+def _approvals(texts: tuple[str, ...]) -> frozenset[capabilities.Capability]:
+    try:
+        return capabilities.parse_all(texts)
+    except capabilities.CapabilityError as exc:
+        raise ConfigError("--approve", "", str(exc)) from None
+
+
+def _config(pairs: tuple[str, ...]) -> dict[str, object]:
+    config: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("--set", pair, "expected KEY=VALUE")
+        try:
+            config[key] = json.loads(value)
+        except ValueError:
+            config[key] = value  # plain text
+    return config
