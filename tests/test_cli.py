@@ -1,0 +1,184 @@
+"""The command line, end to end: real files, real subprocesses, real signals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ruvector.cli.main import cli
+from tests.plugins import Strings, module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bundled_example_is_built_from_its_source() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "build.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def write_config(tmp_path: Path, plugins: str, interval_ms: int = 50) -> Path:
+    config = tmp_path / "ruvector.toml"
+    config.write_text(
+        f"""[plugins]
+tick_interval_ms = {interval_ms}
+state_dir = "{tmp_path / "state"}"
+{plugins}"""
+    )
+    return config
+
+
+HELLO = f"""
+[plugins.installed.hello]
+source = "dir:{ROOT / "examples" / "hello"}"
+config = {{ greeting = "hi from the test" }}
+"""
+
+
+def test_run_ticks_the_bundled_example(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["run", "--ticks", "2", "--config", str(write_config(tmp_path, HELLO))]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[hello] info  hi from the test" in result.output
+    assert "tick 2: cpu " in result.output
+    assert "hello                enabled       2" in result.output
+    assert "hello.cpu_percent = " in result.output
+
+
+def test_config_from_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RUVECTOR_CONFIG", str(write_config(tmp_path, HELLO)))
+    result = CliRunner().invoke(cli, ["run", "--ticks", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_config_is_one_line_naming_file_line_and_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path, HELLO.replace("config =", "confg ="))
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)])
+    assert result.exit_code == 1
+    assert f"{config}:" in result.output
+    assert (
+        "plugins.installed.hello.confg" in result.output
+        and "did you mean 'config'" in result.output
+    )
+    assert "Traceback" not in result.output
+
+
+def test_a_plugin_that_cannot_load_is_reported_and_the_others_run(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--ticks",
+            "1",
+            "--config",
+            str(
+                write_config(
+                    tmp_path, HELLO + f'[plugins.installed.broken]\nsource = "dir:{broken}"\n'
+                )
+            ),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "[broken] refused" in result.output and "manifest.toml" in result.output
+    assert "tick 1: cpu " in result.output
+
+
+def test_dev_run_with_approvals_and_config(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "dev", "run", str(ROOT / "examples" / "hello"), "--ticks", "1", "--interval-ms", "10",
+            "--set", "greeting=plain text", "--approve", "KillProcess", "--state-dir", str(tmp_path),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "granted ReadSystemInfo, ShowNotifications" in result.output
+    assert "approved but not declared by the manifest (no effect): KillProcess" in result.output
+    assert "[hello] info  plain text" in result.output
+
+
+def test_dev_run_refuses_a_bad_approval(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["dev", "run", str(ROOT / "examples" / "hello"), "--approve", "RunCommand"]
+    )
+    assert result.exit_code == 1
+    assert "RunCommand is not available" in result.output
+
+
+def make_plugin_dir(tmp_path: Path, name: str, wasm: bytes, caps: list[str]) -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "plugin.wasm").write_bytes(wasm)
+    (directory / "manifest.toml").write_text(
+        f"""name = "{name}"
+version = "1.0.0"
+author = "tests"
+description = "a test plugin"
+license = "MIT"
+capabilities = {json.dumps(caps)}
+min_ruvector_version = "0.1.0"
+platforms = ["linux", "macos", "windows"]
+wasm_file = "plugin.wasm"
+wasm_sha256 = "{hashlib.sha256(wasm).hexdigest()}"
+"""
+    )
+    return directory
+
+
+def test_sigterm_stops_gracefully_with_on_cleanup(tmp_path: Path) -> None:
+    s = Strings()
+    body = f"""(func (export "on_tick") (param i32) (drop (call $log (i32.const 2) {s("ticked")})))
+      (func (export "on_cleanup") (drop (call $log (i32.const 2) {s("cleaned up")})))"""
+    plugin = make_plugin_dir(tmp_path, "tidy", module(s.data() + body, ["log"]), [])
+    config = write_config(
+        tmp_path, f'[plugins.installed.tidy]\nsource = "dir:{plugin}"\n', interval_ms=60_000
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ruvector", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait for the first tick
+        if "ticked" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=10) == 0
+    assert "SIGTERM: stopping after this tick" in rest
+    assert "[tidy] info  cleaned up" in rest
+    assert "tidy                 enabled       1" in rest
+
+
+def test_plugin_enable_clears_the_disabled_state(tmp_path: Path) -> None:
+    plugin = make_plugin_dir(
+        tmp_path, "spinner", module('(func (export "on_tick") (param i32) (loop $l (br $l)))'), []
+    )
+    config = write_config(
+        tmp_path, f'[plugins.installed.spinner]\nsource = "dir:{plugin}"\n', interval_ms=10
+    )
+    runner = CliRunner()
+    first = runner.invoke(cli, ["run", "--ticks", "4", "--config", str(config)])
+    assert "violation 3/3" in first.output and "[spinner] disabled" in first.output
+    again = runner.invoke(cli, ["run", "--ticks", "1", "--config", str(config)])
+    assert "[spinner] disabled" in again.output  # remembered across runs
+    enabled = runner.invoke(cli, ["plugin", "enable", "spinner", "--config", str(config)])
+    assert enabled.exit_code == 0 and "spinner: enabled" in enabled.output
+    third = runner.invoke(cli, ["run", "--ticks", "1", "--config", str(config)])
+    assert "violation 1/3" in third.output
