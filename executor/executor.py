@@ -128,6 +128,9 @@ class Executor:
         if health.disabled:
             self.observer.disabled(spec.name, health.reason)
         else:
+            # Sample now, outside the call: sampling time must not count
+            # against on_init's deadline.
+            self.current_sample(processes=plugin.sees_processes())
             self._start(plugin)  # may raise PluginRefused: nothing registered yet
         self.plugins[spec.name] = plugin
         return plugin
@@ -171,9 +174,14 @@ class Executor:
 
     # -- ticking -------------------------------------------------------------
 
-    def current_sample(self) -> SystemSample:
-        if self._sample is None:
-            self._sample = self.sampler.sample(processes=self._wants_processes())
+    def current_sample(self, processes: bool = False) -> SystemSample:
+        """This tick's sample; taken now if there is none, or none with processes.
+
+        A plugin loaded between ticks (or calling from on_init) may need the
+        process table before the first tick has sampled it.
+        """
+        if self._sample is None or (processes and self._sample.processes is None):
+            self._sample = self.sampler.sample(processes=processes or self._wants_processes())
         return self._sample
 
     def _wants_processes(self) -> bool:

@@ -114,7 +114,7 @@ class PluginHost:
         *,
         state: PluginState,
         policy: processes.ProtectionPolicy,
-        sample: Callable[[], SystemSample],
+        sample: Callable[[bool], SystemSample],
         sinks: HostSinks,
         limits: HostLimits | None = None,
     ) -> None:
@@ -190,30 +190,33 @@ class PluginHost:
 
     @host_function
     def get_memory_status(self, mem: GuestMemory) -> int:
-        return self._result(mem, "get_memory_status", self._sample().memory_json())
+        return self._result(mem, "get_memory_status", self._sample(False).memory_json())
 
     @host_function
     def get_cpu_usage(self, mem: GuestMemory) -> float:
-        return self._sample().cpu_percent
+        return self._sample(False).cpu_percent
 
     @host_function
     def get_temperature(self, mem: GuestMemory) -> int:
-        return self._result(mem, "get_temperature", self._sample().temperature_json())
+        try:
+            data = self._sample(False).temperature_json()
+        except OSError:  # the sensors exist but the OS failed to read them
+            return int(Status.IO_ERROR)
+        return self._result(mem, "get_temperature", data)
 
     @host_function
     def get_gpu_status(self, mem: GuestMemory) -> int:
-        return self._result(mem, "get_gpu_status", self._sample().gpu_json())
+        return self._result(mem, "get_gpu_status", self._sample(False).gpu_json())
 
     # -- ReadProcessList ------------------------------------------------------
 
     @host_function
     def get_process_list(self, mem: GuestMemory) -> int:
-        return self._result(mem, "get_process_list", self._sample().process_list_json())
+        return self._result(mem, "get_process_list", self._sample(True).process_list_json())
 
     @host_function
     def get_process_memory(self, mem: GuestMemory, pid: int) -> int:
-        sample = self._sample()
-        info = sample.process(pid) if sample.processes is not None else None
+        info = self._sample(True).process(pid)
         if info is not None and info.memory_bytes is not None:
             return info.memory_bytes
         return processes.process_memory(None, pid)

@@ -127,3 +127,20 @@ def test_compiled_modules_are_cached_and_tampered_entries_discarded(
     assert (third.cache.hits, third.cache.misses) == (0, 1)
     third.tick()
     assert third.plugins["counter"].state.metrics_snapshot()["ticks"]["last"] == 1
+
+
+def test_process_list_is_there_for_on_init_before_the_first_tick(make_executor, recorder) -> None:
+    t = Strings()
+    body = f"""(func (export "on_init")
+        (drop (call $report_metric {t("list_bytes")}
+          (f64.convert_i64_u (i64.and (call $get_process_list) (i64.const 0xffffffff))))))"""
+    ex = make_executor()
+    ex.load(
+        spec(
+            "early",
+            module(t.data() + body, ["get_process_list", "report_metric"]),
+            caps=["ReadProcessList"],
+        )
+    )
+    assert recorder.logs == []  # no host error
+    assert ex.plugins["early"].state.metrics_snapshot()["list_bytes"]["last"] > 100
