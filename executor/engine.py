@@ -77,7 +77,10 @@ class EpochTicker:
         """Keep the epoch moving for the duration of the block."""
         with self._cond:
             self._active += 1
-            self._cond.notify()
+            # Wake the thread only when it is idle: a notify per call would
+            # pull it onto the GIL while the call runs (half a call's cost).
+            if self._active == 1:
+                self._cond.notify()
         try:
             yield
         finally:
