@@ -1,0 +1,394 @@
+"""The figures: each function measures one group, with its peers, and returns rows.
+
+Ours is always the executor's real path (Executor, Sandbox, PluginHost as
+the CLI builds them); peers are the plainest use of their library that does
+the same work. Targets are those of issue 6.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import extism
+import wasmtime
+
+from bench import fixtures
+from bench.fixtures import spec
+from bench.timing import Runner, Stat, interleaved, minus, ratio
+from executor.engine import EngineSettings
+from executor.executor import Executor
+from executor.sandbox import CallResult, Sandbox
+from executor.spec import ExecutorSettings, Limits, PluginSpec
+
+TICK_ARG = 5000  # what on_tick receives: the default tick interval in ms
+
+
+@dataclass(frozen=True)
+class Size:
+    """How much work each figure does; `QUICK` trades precision for time."""
+
+    repeats: int = 5
+    dispatch_calls: int = 20_000  # no-op calls per repeat
+    one_plugin_ticks: int = 3_000
+    host_calls_per_hook: int = 10_000  # get_cpu_usage calls inside one on_tick
+    host_call_hooks: int = 10  # such on_tick calls per repeat
+    hundred_plugin_ticks: int = 200
+    spin_iterations: int = 50_000_000
+    tick_plugins: int = 100
+    startup_plugins: int = 50
+
+
+FULL = Size()
+QUICK = Size(
+    repeats=3,
+    dispatch_calls=2_000,
+    one_plugin_ticks=300,
+    host_call_hooks=2,
+    hundred_plugin_ticks=20,
+    spin_iterations=10_000_000,
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    group: str
+    label: str
+    stat: Stat  # seconds for time units, a plain number for "x" and "%"
+    unit: str  # "µs", "ms", "x" or "%"
+    target: float | None = None  # issue 6, in `unit`; met when the median is at most this
+
+    def scaled(self, value: float) -> float:
+        return value * {"µs": 1e6, "ms": 1e3, "x": 1.0, "%": 100.0}[self.unit]
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.scaled(self.stat.median) <= self.target
+
+
+class Lab:
+    """Executors on state dirs under one root; shuts them all down at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: list[Executor] = []
+
+    def executor(self, name: str, engine: EngineSettings | None = None) -> Executor:
+        settings = ExecutorSettings(state_dir=str(self.root / name), tick_interval_ms=TICK_ARG)
+        ex = Executor(settings, engine_settings=engine)
+        self._made.append(ex)
+        return ex
+
+    def check(self) -> None:
+        """Raise if any plugin broke a limit: its figures would time traps, not calls."""
+        for ex in self._made:
+            for plugin in ex.plugins.values():
+                if plugin.metrics.violations or not plugin.enabled:
+                    raise RuntimeError(f"bench plugin {plugin.name} broke a limit")
+
+    def close(self) -> None:
+        for ex in self._made:
+            ex.shutdown()
+
+
+# -- 1. no-op dispatch -------------------------------------------------------
+
+
+def dispatch(lab: Lab, size: Size) -> list[Figure]:
+    """One no-op on_tick: Sandbox.call, the per-plugin share of tick(), and peers."""
+    box = lab.executor("dispatch").load(spec("noop", fixtures.NOOP)).sandbox
+    _clean(box.call("on_tick", TICK_ARG))
+    one = lab.executor("tick-one")
+    one.load(spec("noop", fixtures.NOOP))
+    empty = lab.executor("tick-none")
+    t = interleaved(
+        {
+            "sandbox": hook_calls(box, TICK_ARG),
+            "tick": _ticks(one),
+            "empty tick": _ticks(empty),
+            "sample": _samples(one),
+            "wasmtime": _wasmtime_noop(),
+            "extism": _extism_noop(),
+        },
+        {
+            "sandbox": size.dispatch_calls,
+            "tick": size.one_plugin_ticks,
+            "empty tick": size.one_plugin_ticks,
+            "sample": size.one_plugin_ticks,
+            "wasmtime": size.dispatch_calls,
+            "extism": size.dispatch_calls,
+        },
+        size.repeats,
+    )
+    in_tick = minus(t["tick"], t["sample"])
+    fixed = minus(t["empty tick"], t["sample"])
+    g = "1. no-op on_tick dispatch"
+    return [
+        Figure(g, "ours: Sandbox.call('on_tick')", Stat.of(t["sandbox"]), "µs"),
+        Figure(g, "ours: per plugin in Executor.tick() (tick - sample)", Stat.of(in_tick), "µs"),
+        Figure(g, "of it, fixed per tick (empty executor's tick - sample)", Stat.of(fixed), "µs"),
+        Figure(g, "wasmtime-py Func.__call__ + set_fuel", Stat.of(t["wasmtime"]), "µs"),
+        Figure(g, "Extism Plugin.call", Stat.of(t["extism"]), "µs"),
+        Figure(g, "Sandbox.call / Extism", Stat.of(ratio(t["sandbox"], t["extism"])), "x", 0.2),
+        Figure(g, "per plugin in tick / Extism", Stat.of(ratio(in_tick, t["extism"])), "x", 0.2),
+        Figure(g, "Sandbox.call / wasmtime-py", Stat.of(ratio(t["sandbox"], t["wasmtime"])), "x"),
+        Figure(g, "per plugin in tick / wasmtime-py", Stat.of(ratio(in_tick, t["wasmtime"])), "x"),
+    ]
+
+
+def hook_calls(box: Sandbox, arg: int) -> Runner:
+    """on_tick(arg) through the sandbox, the executor's own path."""
+    call = box.call
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            call("on_tick", arg)
+
+    return run
+
+
+def _ticks(ex: Executor) -> Runner:
+    def run(n: int) -> None:
+        for _ in range(n):
+            ex.tick()
+
+    return run
+
+
+def _samples(ex: Executor) -> Runner:
+    """The shared sample alone, as tick() takes it for these plugins."""
+    processes = any(p.sees_processes() and p.enabled for p in ex.plugins.values())
+    sample = ex.sampler.sample
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            sample(processes=processes)
+
+    return run
+
+
+def _fuel_engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    return wasmtime.Engine(config)
+
+
+def _on_tick(
+    engine: wasmtime.Engine, wasm: bytes, linker: wasmtime.Linker | None = None
+) -> tuple[wasmtime.Store, wasmtime.Func]:
+    """A plain store and instance of `wasm`, and its on_tick export."""
+    store = wasmtime.Store(engine)
+    linker = linker or wasmtime.Linker(engine)
+    fn = linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)["on_tick"]
+    assert isinstance(fn, wasmtime.Func)
+    return store, fn
+
+
+def _wasmtime_noop() -> Runner:
+    store, on_tick = _on_tick(_fuel_engine(), fixtures.NOOP)
+    budget = Limits().fuel_per_call
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            store.set_fuel(budget)
+            on_tick(store, TICK_ARG)
+
+    return run
+
+
+def _extism_noop() -> Runner:
+    plugin = extism.Plugin(fixtures.EXTISM_NOOP, wasi=False)
+    call = plugin.call
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            call("noop", b"")
+
+    return run
+
+
+# -- 2. scalar host call -----------------------------------------------------
+
+
+class _Reading:
+    """What the peer's host function reads: a float on a Python object."""
+
+    cpu_percent = 12.5
+
+
+def host_call(lab: Lab, size: Size) -> list[Figure]:
+    """get_cpu_usage from wasm through our host vs a bare Linker.define_func."""
+    ex = lab.executor("hostcall")
+    calls = ex.load(
+        spec("cpu", fixtures.HOSTCALL_LOOP, ["ReadSystemInfo"], fixtures.UNBOUNDED)
+    ).sandbox
+    loop = ex.load(spec("loop", fixtures.EMPTY_LOOP, limits=fixtures.UNBOUNDED)).sandbox
+    per_hook = size.host_calls_per_hook
+    result = _clean(calls.call("on_tick", per_hook))
+    if result.host_calls != per_hook:
+        raise RuntimeError(f"expected {per_hook} host calls, counted {result.host_calls}")
+
+    engine = _fuel_engine()
+    linker = wasmtime.Linker(engine)
+    reading = _Reading()
+    f64 = wasmtime.FuncType([], [wasmtime.ValType.f64()])
+    linker.define_func("ruvector", "get_cpu_usage", f64, lambda: reading.cpu_percent)
+    t = interleaved(
+        {
+            "ours": hook_calls(calls, per_hook),
+            "ours-loop": hook_calls(loop, per_hook),
+            "peer": _plain_calls(engine, fixtures.HOSTCALL_LOOP, per_hook, linker),
+            "peer-loop": _plain_calls(engine, fixtures.EMPTY_LOOP, per_hook),
+        },
+        size.host_call_hooks,
+        size.repeats,
+    )
+    ours = [d / per_hook for d in minus(t["ours"], t["ours-loop"])]
+    peer = [d / per_hook for d in minus(t["peer"], t["peer-loop"])]
+    loop_cost = [d / per_hook for d in t["peer-loop"]]
+    g = "2. scalar host call (get_cpu_usage)"
+    return [
+        Figure(g, "ours: PluginHost via Sandbox linker", Stat.of(ours), "µs"),
+        Figure(g, "wasmtime-py Linker.define_func", Stat.of(peer), "µs"),
+        Figure(g, "loop alone, per iteration (subtracted)", Stat.of(loop_cost), "µs"),
+        Figure(g, "ours / define_func", Stat.of(ratio(ours, peer)), "x", 0.15),
+    ]
+
+
+def _plain_calls(
+    engine: wasmtime.Engine, wasm: bytes, arg: int, linker: wasmtime.Linker | None = None
+) -> Runner:
+    """on_tick(arg) of a plain instance, fuel refilled before each call."""
+    store, on_tick = _on_tick(engine, wasm, linker)
+    fuel = fixtures.UNBOUNDED.fuel_per_call
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            store.set_fuel(fuel)
+            on_tick(store, arg)
+
+    return run
+
+
+# -- 3. a tick over many plugins ---------------------------------------------
+
+
+def hundred_plugin_tick(lab: Lab, size: Size) -> list[Figure]:
+    """Executor.tick() over `tick_plugins` no-op plugins, and the sample alone."""
+    ex = lab.executor("tick-many")
+    count = size.tick_plugins
+    refused = ex.load_all(spec(f"noop-{k:03}", fixtures.NOOP) for k in range(count))
+    if refused:
+        raise RuntimeError(f"fixture refused: {refused[0]}")
+    t = interleaved(
+        {"tick": _ticks(ex), "sample": _samples(ex)}, size.hundred_plugin_ticks, size.repeats
+    )
+    beyond = minus(t["tick"], t["sample"])
+    g = f"3. one tick over {count} no-op plugins"
+    return [
+        Figure(g, "Executor.tick(), total", Stat.of(t["tick"]), "ms"),
+        Figure(g, "shared system sample alone", Stat.of(t["sample"]), "ms"),
+        Figure(g, "beyond the sample", Stat.of(beyond), "ms", 1.0),
+        Figure(g, "beyond the sample, per plugin", Stat.of([b / count for b in beyond]), "µs"),
+    ]
+
+
+# -- 4. fuel metering --------------------------------------------------------
+
+
+def fuel_overhead(lab: Lab, size: Size) -> list[Figure]:
+    """CPU-bound on_tick loops with fuel metering on vs epoch interruption alone."""
+    loops = {"multiply chain": fixtures.SPIN_MULTIPLY, "cheap add/xor/shift": fixtures.SPIN_CHEAP}
+    engines = {"fuel": EngineSettings(fuel=True), "epochs": EngineSettings(fuel=False)}
+    n = size.spin_iterations
+    runners: dict[str, Runner] = {}
+    for mode, settings in engines.items():
+        ex = lab.executor(f"spin-{mode}", settings)
+        for k, (body, wasm) in enumerate(loops.items()):
+            box = ex.load(spec(f"spin-{k}", wasm, limits=fixtures.UNBOUNDED)).sandbox
+            fuel_used = _clean(box.call("on_tick", n // 10)).fuel_used
+            if (fuel_used > 0) != settings.fuel:
+                raise RuntimeError(f"{mode} engine used {fuel_used} fuel")
+            runners[f"{mode} {body}"] = _checked_hook_calls(box, n)
+    t = interleaved(runners, 1, size.repeats)
+    figures = []
+    for body in loops:
+        fuel, epochs = t[f"fuel {body}"], t[f"epochs {body}"]
+        g = f"4. fuel metering, {n / 1e6:g}M iterations, {body} loop"
+        figures += [
+            Figure(g, "with fuel (EngineSettings(fuel=True))", Stat.of(fuel), "ms"),
+            Figure(g, "epochs only (EngineSettings(fuel=False))", Stat.of(epochs), "ms"),
+            Figure(g, "fuel overhead", Stat.of([r - 1 for r in ratio(fuel, epochs)]), "%"),
+        ]
+    return figures
+
+
+def _checked_hook_calls(box: Sandbox, arg: int) -> Runner:
+    """Hook calls whose results are checked: a stopped loop would time nothing."""
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            _clean(box.call("on_tick", arg))
+
+    return run
+
+
+# -- 5. start-up -------------------------------------------------------------
+
+
+def startup(lab: Lab, size: Size) -> list[Figure]:
+    """load_all of distinct plugins into a running executor, cold vs warm module cache.
+
+    The executor is brought up first and timed apart: its first sample waits
+    out a CPU window (hostcalls.system), a fixed cost whatever the cache holds.
+    """
+    count = size.startup_plugins
+    specs = [spec(f"p{k:02}", fixtures.numbered_noop(k)) for k in range(count)]
+    up: list[float] = []
+    cold: list[float] = []
+    warm: list[float] = []
+    for r in range(size.repeats):
+        state_dir = lab.root / f"startup-{r}"
+        for times, hits in ((cold, 0), (warm, count)):
+            ready, loaded = _start(state_dir, specs, expect_hits=hits)
+            up.append(ready)
+            times.append(loaded)
+    g = f"5. start-up of {count} plugins (load_all)"
+    return [
+        Figure(g, "cold (empty module cache)", Stat.of(cold), "ms"),
+        Figure(g, "warm (cache from a previous executor)", Stat.of(warm), "ms"),
+        Figure(g, "warm / cold", Stat.of(ratio(warm, cold)), "x", 0.2),
+        Figure(g, "before it: executor up (construct, first sample)", Stat.of(up), "ms"),
+    ]
+
+
+def _start(state_dir: Path, specs: Sequence[PluginSpec], expect_hits: int) -> tuple[float, float]:
+    """Seconds to bring an executor up, then to load `specs`; it is then shut down."""
+    start = time.perf_counter()
+    ex = Executor(ExecutorSettings(state_dir=str(state_dir), tick_interval_ms=TICK_ARG))
+    ex.current_sample()
+    ready = time.perf_counter()
+    refused = ex.load_all(specs)
+    loaded = time.perf_counter()
+    hits = ex.cache.hits
+    ex.shutdown()
+    if refused or hits != expect_hits:
+        raise RuntimeError(f"start-up fixture: {len(refused)} refused, {hits} cache hits")
+    return ready - start, loaded - ready
+
+
+def _clean(result: CallResult) -> CallResult:
+    if result.violation is not None:
+        raise RuntimeError(f"bench fixture broke a limit: {result.violation}")
+    return result
+
+
+GROUPS: tuple[Callable[[Lab, Size], list[Figure]], ...] = (
+    dispatch,
+    host_call,
+    hundred_plugin_tick,
+    fuel_overhead,
+    startup,
+)
