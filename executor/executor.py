@@ -131,7 +131,11 @@ class Executor:
             # Sample now, outside the call: sampling time must not count
             # against on_init's deadline.
             self.current_sample(processes=plugin.sees_processes())
-            self._start(plugin)  # may raise PluginRefused: nothing registered yet
+            try:
+                self._start(plugin)
+            except PluginRefused:  # nothing registered yet; free the store
+                box.close()
+                raise
         self.plugins[spec.name] = plugin
         return plugin
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,3 +63,33 @@ def make_executor(tmp_path: Path, recorder: Recorder) -> Iterator[object]:
     yield make
     for ex in made:
         ex.shutdown()
+
+
+class Children:
+    """Processes a test starts; all killed and reaped at teardown."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *argv: str, user: int | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, user=user)
+        self.procs.append(proc)
+        return proc
+
+    def sleeper(self, user: int | None = None) -> subprocess.Popen[bytes]:
+        return self.start("sleep", "60", user=user)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    kids = Children()
+    try:
+        yield kids
+    finally:
+        kids.close()

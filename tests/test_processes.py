@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -28,42 +27,13 @@ from hostcalls.processes import (
     set_priority,
     trim_memory,
 )
+from tests.conftest import Children
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux behaviour")
 root_only = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run as another user"
 )
 NOBODY = 65534
-
-
-class Children:
-    """Processes a test starts; all killed and reaped at teardown."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *argv: str, user: int | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, user=user)
-        self.procs.append(proc)
-        return proc
-
-    def sleeper(self, user: int | None = None) -> subprocess.Popen[bytes]:
-        return self.start("sleep", "60", user=user)
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    kids = Children()
-    try:
-        yield kids
-    finally:
-        kids.close()
 
 
 @pytest.fixture

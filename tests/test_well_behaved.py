@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -102,15 +101,6 @@ def server() -> Iterator[str]:
     srv.shutdown()
 
 
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
-    yield procs
-    for p in procs:
-        p.kill()
-        p.wait()
-
-
 def logged(recorder, plugin: str) -> dict[str, str]:
     """Pairs of (name line, content line) logged by $show."""
     lines = recorder.messages(plugin)
@@ -126,7 +116,7 @@ WANTED = {
 def test_every_host_function_acts_on_the_real_machine(
     make_executor, recorder, tmp_path: Path, server: str, children
 ) -> None:
-    target, victim = children
+    target, victim = children.sleeper(), children.sleeper()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "in.txt").write_text("file contents")
