@@ -191,6 +191,23 @@ class Executor:
     def _wants_processes(self) -> bool:
         return any(p.sees_processes() and p.enabled for p in self.plugins.values())
 
+    def _prefetch(self, sample: SystemSample) -> None:
+        """Read the slow parts of the sample now, outside any plugin's deadline.
+
+        A GPU query may run nvidia-smi; it is read once per tick, and only if
+        a plugin imports the host function that returns it.
+        """
+        imported = {
+            n for p in self.plugins.values() if p.enabled for n in p.sandbox.checked.imports
+        }
+        try:
+            if "get_gpu_status" in imported:
+                sample.gpu_json()
+            if "get_temperature" in imported:
+                sample.temperature_json()
+        except OSError as exc:  # the host call will report IO_ERROR itself
+            log.warning("reading sensors failed: %s", exc)
+
     def switch_profile(self, profile: str) -> None:
         """Make `profile` active; plugins hear of it on the next tick."""
         self.profile = profile
@@ -203,6 +220,7 @@ class Executor:
             self.sampler.sample(processes=self._wants_processes()),
         )
         launched, exited = self._process_events()
+        self._prefetch(self._sample)
         level = memory_pressure_level(
             self._sample.memory,
             self.settings.memory_high_percent,
@@ -227,9 +245,7 @@ class Executor:
         box = plugin.sandbox
         ok = not box.poisoned or self._restart(plugin)
         if ok and plugin.sees_processes():
-            ok = self._deliver(plugin, "on_process_exit", exited) and self._deliver(
-                plugin, "on_process_launch", launched
-            )
+            ok = self._deliver_events(plugin, exited, launched, start)
         if ok and level != plugin.pressure_seen:
             plugin.pressure_seen = level
             ok = not box.has("on_memory_pressure") or self._settle(
@@ -247,19 +263,37 @@ class Executor:
 
     def _restart(self, plugin: LoadedPlugin) -> bool:
         plugin.metrics.restarts += 1
+        # A new instance knows nothing: tell it the pressure and profile again.
+        plugin.pressure_seen, plugin.profile_seen = 0, self.settings.profile
         try:
             return self._start(plugin)
         except PluginRefused as exc:  # cannot happen for a module that loaded once
             self._disable(plugin, exc.reason)
             return False
 
-    def _deliver(self, plugin: LoadedPlugin, hook: str, events: list[tuple[str, int]]) -> bool:
-        if not events or not plugin.sandbox.has(hook):
-            return True
+    def _deliver_events(
+        self,
+        plugin: LoadedPlugin,
+        exited: list[tuple[str, int]],
+        launched: list[tuple[str, int]],
+        start: float,
+    ) -> bool:
+        """Process exits then launches, within a count and a time budget.
+
+        Each event is a call with its own limits, so without a budget for the
+        lot a plugin could hold the tick for max_events x max_call_ms. Events
+        past either budget are dropped (counted), never carried over.
+        """
+        box = plugin.sandbox
+        events = [("on_process_exit", e) for e in exited if box.has("on_process_exit")]
+        events += [("on_process_launch", e) for e in launched if box.has("on_process_launch")]
+        until = start + plugin.spec.limits.max_call_ms / 1000
         cap = plugin.spec.limits.max_events_per_tick
-        plugin.metrics.events_dropped += max(0, len(events) - cap)
-        for name, pid in events[:cap]:
-            if not self._settle(plugin, plugin.sandbox.call_with_text(hook, name, pid)):
+        for i, (hook, (name, pid)) in enumerate(events):
+            if i >= cap or time.perf_counter() > until:
+                plugin.metrics.events_dropped += len(events) - i
+                break
+            if not self._settle(plugin, box.call_with_text(hook, name, pid)):
                 return False
         return True
 
@@ -281,6 +315,12 @@ class Executor:
                 "warn",
                 f"{result.logs_dropped} log lines dropped in {result.hook} (rate limit)",
             )
+        if result.host_error is not None:
+            note = "(not counted against the plugin)"
+            self.observer.log(
+                plugin.name, "error", f"host error in {result.hook} {note}: {result.host_error}"
+            )
+            return False
         if result.violation is None:
             return True
         plugin.metrics.violations += 1

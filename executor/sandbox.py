@@ -58,6 +58,7 @@ class CallResult:
     host_calls: int
     logs_dropped: int
     violation: Violation | None = None
+    host_error: str | None = None  # a host bug aborted the call: not the plugin's strike
 
 
 class _Memory:
@@ -218,7 +219,7 @@ class Sandbox:
         budget = limits.fuel_per_call
         if self._fuel:
             store.set_fuel(budget)
-        violation = None
+        violation, host_error = None, None
         with self._ticker.running():
             store.set_epoch_deadline(deadline_ticks(limits.max_call_ms))
             start = time.perf_counter()
@@ -231,14 +232,19 @@ class Sandbox:
                 violation = _classify(hook, aborted.cause)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 violation = _classify(hook, exc)
+            except PluginRefused:
+                raise
+            except Exception as exc:  # a host bug surfaced through the call
+                log.exception("host error in %s of plugin %s", hook, self.spec.name)
+                host_error = f"{type(exc).__name__}: {exc}"
             elapsed = time.perf_counter() - start
         fuel_used = budget - store.get_fuel() if self._fuel else 0
         violation = self._memory_violation(hook) or violation
-        if violation is not None:
-            self.poisoned = True
-        counters = self.host.counters
+        if violation is not None or host_error is not None:
+            self.poisoned = True  # the call stopped part-way: rebuild the instance
+        c = self.host.counters
         return CallResult(
-            hook, elapsed, fuel_used, counters.host_calls, counters.logs_dropped, violation
+            hook, elapsed, fuel_used, c.host_calls, c.logs_dropped, violation, host_error
         )
 
     def _memory_violation(self, hook: str) -> Violation | None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hostcalls.abi import MAX_MEMORY_BYTES
 from hostcalls.capabilities import Capability
+
+MAX_MEMORY_MB = MAX_MEMORY_BYTES // (1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -23,10 +26,18 @@ class Limits:
     max_host_calls_per_call: int = 10_000  # beyond this: host-call abuse
     max_log_lines_per_call: int = 100  # beyond this: throttled (RATE_LIMITED)
     max_notifications_per_call: int = 5  # beyond this: throttled
-    max_events_per_tick: int = 256  # process launch/exit hooks per plugin per tick
+    max_events_per_tick: int = 256  # launch and exit hooks together, per plugin per tick
     max_http_response_bytes: int = 1 << 20
     max_file_bytes: int = 1 << 20  # read_file result and write_file data
     strikes: int = 3  # violations before the plugin is disabled
+
+    def __post_init__(self) -> None:
+        # Packed results (ptr << 32 | len) stay positive only below 2 GiB.
+        if not 1 <= self.max_memory_mb <= MAX_MEMORY_MB:
+            raise ValueError(f"max_memory_mb must be 1..{MAX_MEMORY_MB}, not {self.max_memory_mb}")
+        for name in ("fuel_per_call", "max_call_ms", "max_host_calls_per_call", "strikes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from hostcalls import files, net, processes, winregistry
-from hostcalls.abi import LOG_LEVELS, NONE, Status
+from hostcalls.abi import F64, HOST_FUNCTIONS, LOG_LEVELS, NONE, Status
 from hostcalls.capabilities import CapabilityKind, Grant
 from hostcalls.guest import FaultKind, GuestAborted, GuestFault, GuestMemory, read_text
 from hostcalls.plugin_state import PluginState
@@ -81,6 +81,10 @@ F = TypeVar("F", bound=Callable[..., int | float])
 def host_function(fn: F) -> F:
     """Count the call, enforce the per-call budget, contain host bugs."""
     name = fn.__name__
+    # An f64 function must answer with a float: wasm cannot take an int there.
+    host_error: int | float = int(Status.HOST_ERROR)
+    if HOST_FUNCTIONS[name].results == (F64,):
+        host_error = float(Status.HOST_ERROR)
 
     @functools.wraps(fn)
     def wrapper(self: PluginHost, mem: GuestMemory, *args: Any) -> int | float:
@@ -99,7 +103,7 @@ def host_function(fn: F) -> F:
             raise
         except Exception:
             log.exception("host function %s failed for plugin %s", name, self.plugin)
-            return int(Status.HOST_ERROR)
+            return host_error
 
     return wrapper  # type: ignore[return-value]
 

@@ -287,4 +287,4 @@ def _encode_response(status: int, headers: Mapping[str, str], body: bytes) -> by
         "headers": {name.lower(): value for name, value in headers.items()},
         "body": body.decode("utf-8", errors="replace"),
     }
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -145,7 +145,9 @@ def encode_value(kind: int, value: RegValue) -> bytes:
     except ValueError:
         name = f"REG_UNKNOWN_{kind}"
     shown = value.hex() if isinstance(value, bytes) else value
-    return json.dumps({"type": name, "value": shown}, ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"type": name, "value": shown}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
 
 
 if sys.platform == "win32":

@@ -7,7 +7,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from executor.executor import Executor
+from executor.spec import Limits
+from hostcalls.abi import Status
+from hostcalls.host import PluginHost
 from tests.plugins import COUNTER, Strings, module, spec
 
 # Logs each hook it receives: process names at info (launch) and warn (exit).
@@ -144,3 +149,53 @@ def test_process_list_is_there_for_on_init_before_the_first_tick(make_executor, 
     )
     assert recorder.logs == []  # no host error
     assert ex.plugins["early"].state.metrics_snapshot()["list_bytes"]["last"] > 100
+
+
+def test_process_events_are_capped_per_tick(make_executor, recorder, children) -> None:
+    ex = make_executor()
+    plugin = ex.load(
+        spec("watcher", WATCHER, caps=["ReadProcessList"], limits=Limits(max_events_per_tick=1))
+    )
+    ex.tick()
+    for _ in range(3):
+        children.sleeper()
+    ex.tick()
+    assert len(levels(recorder, "watcher", "info")) == 1
+    assert plugin.metrics.events_dropped >= 2
+
+
+def test_a_host_bug_is_reported_and_not_counted_against_the_plugin(
+    make_executor, recorder, monkeypatch
+) -> None:
+    t = Strings()
+    body = f"""(func (export "on_tick") (param i32)
+        (drop (call $report_metric {t("cpu")} (call $get_cpu_usage)))
+        (drop (call $log (i32.const 2) {t("ticked")})))"""
+
+    def broken_sample(processes: bool = False) -> object:
+        raise RuntimeError("sampler broke")
+
+    # log escapes the host-function guard; it is bound when the plugin links
+    monkeypatch.setattr(PluginHost, "log", lambda *a: 1 / 0)
+    ex = make_executor()
+    wasm = module(t.data() + body, ["get_cpu_usage", "report_metric", "log"])
+    plugin = ex.load(spec("p", wasm, caps=["ReadSystemInfo"]))
+    monkeypatch.setattr(plugin.sandbox.host, "_sample", broken_sample)
+    ex.tick()
+    assert recorder.violations == []
+    # the f64 function answered with the HOST_ERROR status as a float
+    assert plugin.state.metrics_snapshot()["cpu"]["last"] == Status.HOST_ERROR
+    assert any(
+        "host error in on_tick (not counted against the plugin): ZeroDivisionError" in m
+        for m in recorder.messages("p")
+    )
+    monkeypatch.undo()
+    ex.tick()  # the instance is rebuilt and runs again
+    assert plugin.enabled and plugin.metrics.restarts == 1 and "ticked" in recorder.messages("p")
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"max_memory_mb must be 1\.\.2047"):
+        Limits(max_memory_mb=4096)
+    with pytest.raises(ValueError, match="fuel_per_call"):
+        Limits(fuel_per_call=0)

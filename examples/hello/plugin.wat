@@ -39,18 +39,20 @@
   (func (export "rv_abi_version") (result i32) (i32.const 1))
 
   (func $alloc (export "rv_alloc") (param $size i32) (result i32)
-    (local $ptr i32)
+    (local $ptr i32) (local $end i32)
     (local.set $ptr (global.get $heap))
-    (global.set $heap (i32.and (i32.add (i32.add (global.get $heap) (local.get $size)) (i32.const 7))
-                               (i32.const -8)))
-    ;; grow memory when the heap runs past it
-    (block $ok
-      (br_if $ok (i32.le_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536))))
-      (br_if $ok (i32.ne (memory.grow
-        (i32.add (i32.shr_u (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
-                            (i32.const 16)) (i32.const 1)))
-        (i32.const -1)))
-      (return (i32.const 0)))
+    (local.set $end (i32.and (i32.add (i32.add (local.get $ptr) (local.get $size)) (i32.const 7))
+                             (i32.const -8)))
+    ;; a size that wraps around the address space cannot be had
+    (if (i32.lt_u (local.get $end) (local.get $ptr)) (then (return (i32.const 0))))
+    ;; grow memory when the heap runs past it; 0 if it cannot grow
+    (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow
+                  (i32.add (i32.shr_u (i32.sub (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+                                      (i32.const 16)) (i32.const 1)))
+                (i32.const -1))
+              (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
     (local.get $ptr))
 
   ;; -- building a log line ------------------------------------------------
