@@ -108,7 +108,7 @@ class Capability:
             assert self.path is not None and other.path is not None
             return path_within(other.path, self.path)
         if self.kind in _SCOPED_HOSTS:
-            return set(other.hosts) <= set(self.hosts)
+            return all(host_allowed(h, self.hosts) for h in other.hosts)
         return True
 
 
@@ -163,6 +163,20 @@ def _parse_hosts(name: str, arg: str | None) -> tuple[str, ...]:
     return tuple(sorted(set(hosts)))
 
 
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """Whether `host` (host or host:port) is allowed by the `allowed` entries.
+
+    An entry without a port allows every port of its host.
+    """
+    name = _host_name(host)
+    return any(a in (host, name) for a in allowed)
+
+
+def _host_name(host: str) -> str:
+    m = _HOST.match(host)
+    return m.group(1) if m else host
+
+
 def path_within(path: str, root: str) -> bool:
     """Whether `path` is `root` or lies below it (both already absolute)."""
     try:
@@ -196,6 +210,23 @@ def grant(declared: Iterable[Capability], approved: Iterable[Capability]) -> Gra
     for cap in declared:
         if not cap.dangerous or any(a.covers(cap) for a in approved):
             granted.add(cap)
+        elif cap.kind in _SCOPED_HOSTS:
+            # Hosts are approved one by one: grant the approved part.
+            ok, rest = _split_hosts(cap, approved)
+            granted.update(ok)
+            pending.update(rest)
         else:
             pending.add(cap)
     return Grant(frozenset(granted), frozenset(pending))
+
+
+def _split_hosts(
+    cap: Capability, approved: tuple[Capability, ...]
+) -> tuple[list[Capability], list[Capability]]:
+    allowed = [h for a in approved if a.kind is cap.kind for h in a.hosts]
+    ok = tuple(h for h in cap.hosts if host_allowed(h, allowed))
+    rest = tuple(h for h in cap.hosts if h not in ok)
+    return (
+        [Capability(cap.kind, hosts=ok)] if ok else [],
+        [Capability(cap.kind, hosts=rest)] if rest else [],
+    )
