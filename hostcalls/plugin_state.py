@@ -94,6 +94,7 @@ class PluginState:
         *,
         max_keys: int = 256,
         max_value_bytes: int = 65536,
+        max_config_bytes: int = 1 << 20,  # all keys and values together
         max_metrics: int = 64,
         series_len: int = 1440,  # points per metric: a day at one a minute
     ) -> None:
@@ -103,9 +104,11 @@ class PluginState:
         self._base = base_config
         self._max_keys = max_keys
         self._max_value_bytes = max_value_bytes
+        self._max_config_bytes = max_config_bytes
         self._max_metrics = max_metrics
         self._series_len = series_len
         self._overlay: dict[str, str] = self._load(CONFIG_FILE, _overlay_from, {})
+        self._overlay_bytes = sum(_entry_bytes(k, v) for k, v in self._overlay.items())
         self._metrics: dict[str, _Metric] = self._load(METRICS_FILE, self._metrics_from, {})
         self._config_dirty = False
         self._metrics_dirty = False
@@ -125,8 +128,9 @@ class PluginState:
         """Set a key in the overlay.
 
         Returns OK, INVALID_ARGUMENT (empty key) or TOO_LARGE (key over
-        MAX_NAME_BYTES, value over max_value_bytes, or a new key past
-        max_keys).
+        MAX_NAME_BYTES, value over max_value_bytes, a new key past max_keys,
+        or the whole overlay past max_config_bytes: it is rewritten on every
+        tick that changes it, so its size is bounded as a whole).
         """
         status = _check_name(key)
         if status is not Status.OK:
@@ -135,8 +139,13 @@ class PluginState:
             return Status.TOO_LARGE
         if key not in self._overlay and len(self._overlay) >= self._max_keys:
             return Status.TOO_LARGE
+        old = _entry_bytes(key, self._overlay[key]) if key in self._overlay else 0
+        total = self._overlay_bytes - old + _entry_bytes(key, value)
+        if total > self._max_config_bytes:
+            return Status.TOO_LARGE
         if self._overlay.get(key) != value:
             self._overlay[key] = value
+            self._overlay_bytes = total
             self._config_dirty = True
         return Status.OK
 
@@ -296,3 +305,7 @@ def _json_default(value: object) -> object:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"base config value of type {type(value).__name__} is not TOML")
+
+
+def _entry_bytes(key: str, value: str) -> int:
+    return len(key.encode("utf-8", "surrogatepass")) + len(value.encode("utf-8", "surrogatepass"))

@@ -221,3 +221,11 @@ def test_plugins_do_not_see_each_other(tmp_path: Path) -> None:
     assert reloaded_b.get_config("secret") is None
     assert reloaded_b.metrics_snapshot() == {}
     assert PluginState(tmp_path / "a", {}).get_config("secret") == "a-only"
+
+
+def test_the_overlay_is_capped_as_a_whole(tmp_path: Path) -> None:
+    state = PluginState(tmp_path, {}, max_config_bytes=100)
+    assert state.set_config("a", "x" * 60) is Status.OK
+    assert state.set_config("b", "y" * 60) is Status.TOO_LARGE
+    assert state.set_config("a", "z" * 90) is Status.OK  # replacing counts the new size only
+    assert state.get_config("b") is None
