@@ -83,9 +83,8 @@ class Executor:
         self.cache = ModuleCache(
             self.state_dir / "cache" / "modules", self.engine, self.engine_settings.fingerprint()
         )
-        names = self.settings.protected_processes
         self.policy = ProtectionPolicy(
-            protected_names=DEFAULT_PROTECTED_NAMES if names is None else names,
+            protected_names=(*DEFAULT_PROTECTED_NAMES, *self.settings.protected_processes),
             allow_other_users=self.settings.allow_other_users,
         )
         self.sampler = Sampler()
@@ -122,6 +121,7 @@ class Executor:
             sample=self.current_sample,
             sinks=self.observer,
             limits=_host_limits(spec),
+            private_paths=(str(self.state_dir), *self.settings.private_paths),
         )
         box = Sandbox(spec, checked, self.engine, host, self.ticker, fuel=self.engine_settings.fuel)
         plugin = LoadedPlugin(spec, grant, box, health, state, profile_seen=self.profile)

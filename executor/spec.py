@@ -66,8 +66,11 @@ class ExecutorSettings:
     state_dir: str = "state"
     tick_interval_ms: int = 5000
     profile: str = "default"
-    protected_processes: tuple[str, ...] | None = None  # None: the built-in list
+    protected_processes: tuple[str, ...] = ()  # protected in addition to the built-in list
     allow_other_users: bool = False  # act on processes of other users
     memory_high_percent: float = 85.0  # used memory at which pressure is "high"
     memory_critical_percent: float = 95.0
     max_wasm_stack_bytes: int = 512 * 1024  # engine-wide
+    # Files no plugin may read or write whatever its grant: the reconciler
+    # adds ruvector.toml; the executor adds state_dir itself.
+    private_paths: tuple[str, ...] = ()

@@ -106,7 +106,11 @@ class Capability:
             return False
         if self.kind in _SCOPED_PATH:
             assert self.path is not None and other.path is not None
-            return path_within(other.path, self.path)
+            # Access follows symlinks, so the check must too: a declared
+            # path that is a link out of the approved tree is not covered.
+            return path_within(other.path, self.path) and path_within(
+                os.path.realpath(other.path), os.path.realpath(self.path)
+            )
         if self.kind in _SCOPED_HOSTS:
             return all(host_allowed(h, self.hosts) for h in other.hosts)
         return True

@@ -45,17 +45,19 @@ _READ_FLAGS = (
 _NEW_FILE_MODE = 0o644
 
 
-def read_file(grants: Sequence[Capability], path: str, max_bytes: int) -> bytes | Status:
+def read_file(
+    grants: Sequence[Capability], path: str, max_bytes: int, private: Sequence[str] = ()
+) -> bytes | Status:
     """Read a whole regular file the FileSystemRead grants cover.
 
     Returns the bytes, or INVALID_ARGUMENT (NUL in the path, an ambiguous
     relative path, a directory or other non-regular file), DENIED (outside
-    every root), NOT_FOUND, TOO_LARGE (over max_bytes) or IO_ERROR.
-    Raises ValueError only if max_bytes is negative.
+    every root, or inside a `private` path), NOT_FOUND, TOO_LARGE (over
+    max_bytes) or IO_ERROR. Raises ValueError only if max_bytes is negative.
     """
     if max_bytes < 0:
         raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-    target = _resolve_read(grants, path)
+    target = _resolve_read(grants, path, private)
     if isinstance(target, Status):
         return target
     try:
@@ -74,7 +76,13 @@ def read_file(grants: Sequence[Capability], path: str, max_bytes: int) -> bytes 
         os.close(fd)
 
 
-def write_file(grants: Sequence[Capability], path: str, data: bytes, max_bytes: int) -> Status:
+def write_file(
+    grants: Sequence[Capability],
+    path: str,
+    data: bytes,
+    max_bytes: int,
+    private: Sequence[str] = (),
+) -> Status:
     """Replace (or create) a regular file the FileSystemWrite grants cover.
 
     The parent directory must exist and resolve within a root; the final
@@ -84,7 +92,7 @@ def write_file(grants: Sequence[Capability], path: str, data: bytes, max_bytes: 
     DENIED, NOT_FOUND (no parent directory), TOO_LARGE (data over max_bytes)
     or IO_ERROR. Raises nothing.
     """
-    target = _resolve_write(grants, path)
+    target = _resolve_write(grants, path, private)
     if isinstance(target, Status):
         return target
     if len(data) > max_bytes:
@@ -114,18 +122,18 @@ def _absolute(path: str, roots: Sequence[str]) -> str | Status:
     return os.path.join(roots[0], path)
 
 
-def _resolve_read(grants: Sequence[Capability], path: str) -> str | Status:
+def _resolve_read(grants: Sequence[Capability], path: str, private: Sequence[str]) -> str | Status:
     roots = _roots(grants, CapabilityKind.FILESYSTEM_READ)
     absolute = _absolute(path, roots)
     if isinstance(absolute, Status):
         return absolute
     resolved = os.path.realpath(absolute)
-    if not any(path_within(resolved, root) for root in roots):
+    if not any(path_within(resolved, root) for root in roots) or _private(resolved, private):
         return Status.DENIED
     return resolved
 
 
-def _resolve_write(grants: Sequence[Capability], path: str) -> str | Status:
+def _resolve_write(grants: Sequence[Capability], path: str, private: Sequence[str]) -> str | Status:
     """Resolve the parent only: the final component is checked, not followed.
 
     The path is not normalised first: "a/../b" must be resolved after "a"
@@ -139,11 +147,21 @@ def _resolve_write(grants: Sequence[Capability], path: str) -> str | Status:
     if name in ("", ".", ".."):
         return Status.INVALID_ARGUMENT
     target = os.path.join(os.path.realpath(parent), name)
-    if not any(path_within(target, root) for root in roots):
+    if not any(path_within(target, root) for root in roots) or _private(target, private):
         return Status.DENIED
     if not os.path.isdir(os.path.dirname(target)):
         return Status.NOT_FOUND
     return target
+
+
+def _private(resolved: str, private: Sequence[str]) -> bool:
+    """Whether `resolved` is one of the host's own files (never a plugin's).
+
+    A broad grant (a home directory) would otherwise let a plugin rewrite
+    ruvector.toml to approve itself more, clear its strikes, or plant a
+    compiled module in the cache, which the host would run as native code.
+    """
+    return any(path_within(resolved, os.path.realpath(p)) for p in private)
 
 
 def _existing_mode(target: str) -> int | Status | None:

@@ -121,12 +121,14 @@ class PluginHost:
         sample: Callable[[bool], SystemSample],
         sinks: HostSinks,
         limits: HostLimits | None = None,
+        private_paths: tuple[str, ...] = (),
     ) -> None:
         self.plugin = plugin
         self.grant = grant
         self.state = state
         self.policy = policy
         self.limits = limits or HostLimits()
+        self.private_paths = private_paths  # the host's own files: never a plugin's
         self._sample = sample
         self._sinks = sinks
         self.counters = CallCounters()
@@ -267,7 +269,7 @@ class PluginHost:
     def read_file(self, mem: GuestMemory, ptr: int, length: int) -> int:
         path = read_text(mem, "read_file", ptr, length, MAX_PATH_BYTES)
         grants = self.grant.of_kind(CapabilityKind.FILESYSTEM_READ)
-        data = files.read_file(grants, path, self.limits.max_file_bytes)
+        data = files.read_file(grants, path, self.limits.max_file_bytes, self.private_paths)
         return self._result(mem, "read_file", data)
 
     @host_function
@@ -275,7 +277,8 @@ class PluginHost:
         path = read_text(mem, "write_file", pptr, plen, MAX_PATH_BYTES)
         data = mem.read("write_file", dptr, dlen, self.limits.max_file_bytes)
         grants = self.grant.of_kind(CapabilityKind.FILESYSTEM_WRITE)
-        return int(files.write_file(grants, path, data, self.limits.max_file_bytes))
+        limit = self.limits.max_file_bytes
+        return int(files.write_file(grants, path, data, limit, self.private_paths))
 
     @host_function
     def registry_read(self, mem: GuestMemory, ptr: int, length: int) -> int:

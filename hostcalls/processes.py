@@ -134,6 +134,8 @@ class ProtectionPolicy:
         # OS reuses it, we err on the side of leaving that process alone.
         if pid in self._fixed:
             return Status.PROTECTED, None
+        if not _is_process(pid):
+            return Status.NOT_FOUND, None
         try:
             proc = psutil.Process(pid)
             status = self._judge(proc)
@@ -153,6 +155,25 @@ class ProtectionPolicy:
         if not self.allow_other_users and _owner(proc) != self._owner:
             return Status.PROTECTED
         return Status.OK
+
+
+def _is_process(pid: int) -> bool:
+    """False for a Linux thread id that is not its process's id.
+
+    /proc/<tid> exists for every thread, and psutil treats it as a process,
+    yet a signal to it goes to the whole thread group: a plugin could name a
+    thread of a protected process (or of the host) and kill that process.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1]) == pid
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def _host_process(pid: int) -> psutil.Process:

@@ -138,12 +138,13 @@ def _settings(doc: Document, section: Mapping[str, Any], base: Path) -> Executor
             ("plugins", "memory_high_percent"),
             f"expected a percentage below memory_critical_percent ({critical:g}), got {high:g}",
         )
-    protected = section.get("protected_processes")
     return ExecutorSettings(
         state_dir=str(_absolute(base, section.get("state_dir", d.state_dir))),
         tick_interval_ms=section.get("tick_interval_ms", d.tick_interval_ms),
         profile=section.get("profile", d.profile),
-        protected_processes=None if protected is None else tuple(protected),
+        protected_processes=tuple(section.get("protected_processes", ())),
+        # No plugin may touch the desired state, whatever its file grant.
+        private_paths=(str(Path(doc.file).absolute()),),
         allow_other_users=section.get("allow_other_users", d.allow_other_users),
         memory_high_percent=high,
         memory_critical_percent=critical,

@@ -98,3 +98,14 @@ def test_hosts_are_approved_one_by_one_and_a_bare_host_allows_any_port() -> None
         parse_all(["NetworkAccess(ha.local:80)"]), parse_all(["NetworkAccess(ha.local:8123)"])
     )
     assert other_port.granted == frozenset()
+
+
+def test_a_declared_path_that_links_out_of_the_approval_is_not_covered(tmp_path) -> None:
+    approved = tmp_path / "approved"
+    approved.mkdir()
+    (approved / "link").symlink_to("/etc")
+    declared = parse_all([f"FileSystemRead({approved / 'link'})"])
+    assert grant(declared, parse_all([f"FileSystemRead({approved})"])).pending == declared
+    (approved / "inner").mkdir()
+    inside = parse_all([f"FileSystemRead({approved / 'inner'})"])
+    assert grant(inside, parse_all([f"FileSystemRead({approved})"])).granted == inside

@@ -108,6 +108,7 @@ def test_full_file_maps_onto_executor_values(full: DesiredState, tmp_path: Path)
         allow_other_users=False,
         memory_high_percent=85.0,
         memory_critical_percent=95.0,
+        private_paths=(str(tmp_path / "ruvector.toml"),),
     )
     (hello,) = full.plugins
     assert (hello.name, hello.enabled, hello.version) == ("hello", True, "0.1.0")
@@ -153,8 +154,10 @@ def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     state = load_desired(write_desired(tmp_path, ""))
     assert state.enabled is True and state.plugins == ()
     assert state.limits == Limits()
-    assert state.settings == ExecutorSettings(state_dir=str(tmp_path / "state"))
-    assert state.settings.protected_processes is None
+    assert state.settings == ExecutorSettings(
+        state_dir=str(tmp_path / "state"), private_paths=(str(tmp_path / "ruvector.toml"),)
+    )
+    assert state.settings.protected_processes == ()  # only the built-in list
 
 
 def test_relative_config_path_is_resolved_from_its_directory(

@@ -183,3 +183,35 @@ def test_write_over_fifo_refused(root: Path) -> None:
     os.mkfifo(root / "pipe")
     assert write_file(can_write(root), "pipe", b"x", 100) == Status.INVALID_ARGUMENT
     assert stat.S_ISFIFO(os.lstat(root / "pipe").st_mode)
+
+
+def test_the_hosts_own_files_are_private_whatever_the_grant(tmp_path: Path) -> None:
+    """A grant of a whole tree never reaches ruvector.toml or the state dir."""
+    config = tmp_path / "ruvector.toml"
+    config.write_text("[plugins]\n")
+    state = tmp_path / "state"
+    (state / "cache").mkdir(parents=True)
+    (state / "cache" / "host.key").write_bytes(b"k" * 32)
+    private = (str(config), str(state))
+    assert read_file(can_read(tmp_path), str(config), 1024, private) is Status.DENIED
+    assert (
+        read_file(can_read(tmp_path), str(state / "cache" / "host.key"), 1024, private)
+        is Status.DENIED
+    )
+    assert write_file(can_write(tmp_path), str(config), b"x", 1024, private) is Status.DENIED
+    assert (
+        write_file(can_write(tmp_path), str(state / "cache" / "x.cwasm"), b"x", 1024, private)
+        is Status.DENIED
+    )
+    # through a link too
+    (tmp_path / "alias").symlink_to(state)
+    assert (
+        read_file(can_read(tmp_path), str(tmp_path / "alias" / "cache" / "host.key"), 1024, private)
+        is Status.DENIED
+    )
+    # the rest of the tree stays open
+    assert (
+        write_file(can_write(tmp_path), str(tmp_path / "note.txt"), b"ok", 1024, private)
+        is Status.OK
+    )
+    assert config.read_text() == "[plugins]\n"

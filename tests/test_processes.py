@@ -261,3 +261,28 @@ def test_trim_is_unsupported_off_windows(children, policy):
     assert trim_memory(policy, child.pid) == Status.UNSUPPORTED
     assert child.poll() is None
     assert process_memory(None, child.pid) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux thread ids")
+def test_a_thread_id_is_not_a_process(policy: ProtectionPolicy) -> None:
+    """A signal to a thread id reaches its whole process: never act on one."""
+    import threading
+
+    ready, done = threading.Event(), threading.Event()
+    tid: list[int] = []
+
+    def worker() -> None:
+        tid.append(threading.get_native_id())
+        ready.set()
+        done.wait(5)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    ready.wait(5)
+    try:
+        assert tid[0] != os.getpid()
+        assert policy.check(tid[0]) is Status.NOT_FOUND
+        assert kill(policy, tid[0]) is Status.NOT_FOUND
+    finally:
+        done.set()
+        thread.join()
