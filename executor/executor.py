@@ -80,9 +80,15 @@ class Executor:
         self.state_dir = Path(self.settings.state_dir)
         self.engine = make_engine(self.engine_settings)
         self.ticker = EpochTicker(self.engine)
-        self.cache = ModuleCache(
-            self.state_dir / "cache" / "modules", self.engine, self.engine_settings.fingerprint()
-        )
+        try:
+            self.cache = ModuleCache(
+                self.state_dir / "cache" / "modules",
+                self.engine,
+                self.engine_settings.fingerprint(),
+            )
+        except OSError as exc:
+            self.ticker.close()
+            raise HostFault(f"cannot use state directory {self.state_dir}: {exc}") from None
         self.policy = ProtectionPolicy(
             protected_names=(*DEFAULT_PROTECTED_NAMES, *self.settings.protected_processes),
             allow_other_users=self.settings.allow_other_users,

@@ -28,7 +28,8 @@ class Health:
     path: Path
     sha256: str
     strikes: int
-    violations: list[dict[str, object]] = field(default_factory=list)
+    violations: list[dict[str, object]] = field(default_factory=list)  # the latest
+    count: int = 0  # every violation of this build, not only the ones kept
     disabled: bool = False
     reason: str = ""
 
@@ -42,15 +43,15 @@ class Health:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable %s: %s", path, exc)
             return health
-        if data.get("sha256") == sha256:
-            health.violations = list(data.get("violations", []))[-MAX_RECORDED:]
-            health.disabled = bool(data.get("disabled", False))
-            health.reason = str(data.get("reason", ""))
+        if not isinstance(data, dict) or data.get("sha256") != sha256:
+            return health
+        violations = data.get("violations")
+        health.violations = violations[-MAX_RECORDED:] if isinstance(violations, list) else []
+        count = data.get("count")
+        health.count = count if isinstance(count, int) else len(health.violations)
+        health.disabled = data.get("disabled") is True
+        health.reason = str(data.get("reason", ""))
         return health
-
-    @property
-    def count(self) -> int:
-        return len(self.violations)
 
     def record(self, violation: Violation) -> bool:
         """Record a violation; True if this one disables the plugin."""
@@ -63,6 +64,7 @@ class Health:
             }
         )
         del self.violations[:-MAX_RECORDED]
+        self.count += 1
         newly = not self.disabled and self.count >= self.strikes
         if newly:
             self.disabled = True
@@ -72,6 +74,7 @@ class Health:
 
     def enable(self) -> None:
         self.violations.clear()
+        self.count = 0
         self.disabled = False
         self.reason = ""
         self.save()
@@ -81,6 +84,7 @@ class Health:
             "sha256": self.sha256,
             "disabled": self.disabled,
             "reason": self.reason,
+            "count": self.count,
             "violations": self.violations,
         }
         atomic_write(self.path, json.dumps(data, indent=2).encode())
@@ -93,7 +97,7 @@ def enable_plugin(state_dir: Path, name: str) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if not data.get("disabled"):
+    if not isinstance(data, dict) or data.get("disabled") is not True:
         return False
     Health.load(path, str(data.get("sha256", "")), 1).enable()
     return True

@@ -68,7 +68,7 @@ def _check_bytes(spec: PluginSpec) -> None:
     if len(data) > MAX_WASM_BYTES:
         raise PluginRefused(spec.name, f"wasm is {len(data)} bytes; the limit is {MAX_WASM_BYTES}")
     if data[:4] != WASM_MAGIC[:4]:
-        what = "WAT text" if data.lstrip()[:1] == b"(" else "not a wasm binary"
+        what = "WAT text" if b"(module" in data[:4096] else "not a wasm binary"
         raise PluginRefused(spec.name, f"{what}: only binary WebAssembly modules are accepted")
     if data[:8] != WASM_MAGIC:
         raise PluginRefused(

@@ -37,7 +37,7 @@ class ViolationKind(enum.Enum):
     DEADLINE = "deadline exceeded"
     TRAP = "trap"
     MEMORY = "memory over the cap"
-    HOSTCALL = "host-call abuse"
+    HOSTCALL = "bad host call"  # bad pointer or length, oversize argument, abuse
 
 
 @dataclass(frozen=True)

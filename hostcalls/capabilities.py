@@ -55,17 +55,6 @@ DANGEROUS = frozenset(
     }
 )
 
-# Kinds that only read: what an unsigned plugin may hold (see the trust rules).
-READ_ONLY = frozenset(
-    {
-        CapabilityKind.READ_SYSTEM_INFO,
-        CapabilityKind.READ_PROCESS_LIST,
-        CapabilityKind.SHOW_NOTIFICATIONS,
-        CapabilityKind.FILESYSTEM_READ,
-        CapabilityKind.REGISTRY_READ,
-    }
-)
-
 _SCOPED_PATH = frozenset({CapabilityKind.FILESYSTEM_READ, CapabilityKind.FILESYSTEM_WRITE})
 _SCOPED_HOSTS = frozenset({CapabilityKind.NETWORK_ACCESS})
 

@@ -189,7 +189,8 @@ class PluginHost:
         pattern = self.state.learned_pattern(name)
         if pattern is None:
             return NONE
-        data = json.dumps(pattern, separators=(",", ":")).encode()
+        # allow_nan=False: what a plugin gets is always valid JSON.
+        data = json.dumps(pattern, separators=(",", ":"), allow_nan=False).encode()
         return self._result(mem, "get_learned_pattern", data)
 
     # -- ReadSystemInfo -----------------------------------------------------

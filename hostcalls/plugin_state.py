@@ -42,6 +42,7 @@ from ruvector.errors import HostFault
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+MAX_METRIC_MAGNITUDE = 1e300
 HOURS = 24
 MAX_NAME_BYTES = 256  # a config key or metric name
 
@@ -154,13 +155,16 @@ class PluginState:
     def record_metric(self, name: str, value: float, now: float) -> Status:
         """Add one point at unix time `now`.
 
-        Returns OK, INVALID_ARGUMENT (empty name, value not finite) or
-        TOO_LARGE (name over MAX_NAME_BYTES, or a new name past max_metrics).
+        Returns OK, INVALID_ARGUMENT (empty name, value not finite or over
+        MAX_METRIC_MAGNITUDE) or TOO_LARGE (name over MAX_NAME_BYTES, or a
+        new name past max_metrics).
         """
         status = _check_name(name)
         if status is not Status.OK:
             return status
-        if not math.isfinite(value):
+        # Bounded so running means cannot overflow to inf or NaN (1e308 then
+        # -1e308 would), which would then be stored and served for good.
+        if not math.isfinite(value) or abs(value) > MAX_METRIC_MAGNITUDE:
             return Status.INVALID_ARGUMENT
         metric = self._metrics.get(name)
         if metric is None:

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from executor.executor import Executor
-from executor.spec import Limits
+from executor.health import MAX_RECORDED, Health
+from executor.sandbox import Violation, ViolationKind
+from executor.spec import ExecutorSettings, Limits
 from hostcalls.abi import Status
 from hostcalls.host import PluginHost
+from ruvector.errors import HostFault
 from tests.plugins import COUNTER, Strings, module, spec
 
 # Logs each hook it receives: process names at info (launch) and warn (exit).
@@ -199,3 +202,29 @@ def test_limits_are_validated() -> None:
         Limits(max_memory_mb=4096)
     with pytest.raises(ValueError, match="fuel_per_call"):
         Limits(fuel_per_call=0)
+
+
+def test_an_unusable_state_dir_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(HostFault, match=f"cannot use state directory {blocker}"):
+        Executor(ExecutorSettings(state_dir=str(blocker)))
+
+
+@pytest.mark.parametrize(
+    "content", ["[]", '{"sha256": 5, "violations": 5}', "not json", '{"disabled": "yes"}']
+)
+def test_a_damaged_health_file_is_ignored(make_executor, tmp_path: Path, content: str) -> None:
+    health = tmp_path / "state" / "plugins" / "counter" / "health.json"
+    health.parent.mkdir(parents=True)
+    health.write_text(content)
+    ex = make_executor()
+    assert ex.load(spec("counter", COUNTER)).enabled
+
+
+def test_strikes_are_counted_beyond_the_violations_kept(tmp_path: Path) -> None:
+    h = Health(tmp_path / "health.json", "sha", strikes=25)
+    v = Violation(ViolationKind.TRAP, "on_tick", "x")
+    assert [h.record(v) for _ in range(25)][-2:] == [False, True]
+    assert len(h.violations) == MAX_RECORDED and h.count == 25
+    assert Health.load(tmp_path / "health.json", "sha", 25).count == 25

@@ -229,3 +229,11 @@ def test_the_overlay_is_capped_as_a_whole(tmp_path: Path) -> None:
     assert state.set_config("b", "y" * 60) is Status.TOO_LARGE
     assert state.set_config("a", "z" * 90) is Status.OK  # replacing counts the new size only
     assert state.get_config("b") is None
+
+
+def test_metric_values_that_could_overflow_a_mean_are_refused(tmp_path: Path) -> None:
+    state = PluginState(tmp_path, {})
+    assert state.record_metric("m", 1e300, time.time()) is Status.OK
+    assert state.record_metric("m", -1e308, time.time()) is Status.INVALID_ARGUMENT
+    assert state.record_metric("m", -1e300, time.time()) is Status.OK
+    assert all(v is None or math.isfinite(v) for v in state.learned_pattern("m") or [])

@@ -43,10 +43,12 @@ def dev() -> None:
 @click.option(
     "--max-tick-ms", type=click.IntRange(min=1), default=Limits().max_call_ms, show_default=True
 )
+# Not the state dir of ruvector.toml: a dev run must not share (or clear) the
+# config, metrics and strikes of the plugins installed there.
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default="state",
+    default="state/dev",
     show_default=True,
 )
 def dev_run(

@@ -32,15 +32,15 @@ class ConsoleObserver(Observer):
 
     def violation(self, plugin: str, violation: Violation, count: int, strikes: int) -> None:
         tag = click.style(f"violation {count}/{strikes}", fg="red", bold=True)
-        click.echo(f"  [{plugin}] {tag} {violation}")
+        click.echo(f"  [{plugin}] {tag} {_printable(str(violation))}")
 
     def disabled(self, plugin: str, reason: str) -> None:
-        click.echo(f"  [{plugin}] {click.style('disabled', fg='red', bold=True)}: {reason}")
+        tag = click.style("disabled", fg="red", bold=True)
+        click.echo(f"  [{plugin}] {tag}: {_printable(reason)}")
 
     def refused(self, plugin: str, reason: str) -> None:
-        click.echo(
-            f"  [{plugin}] {click.style('refused', fg='red', bold=True)}: {reason}", err=True
-        )
+        tag = click.style("refused", fg="red", bold=True)
+        click.echo(f"  [{plugin}] {tag}: {_printable(reason)}", err=True)
 
     def tick_done(self, tick: int, elapsed_s: float) -> None:
         if self.verbose_ticks:
