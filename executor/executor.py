@@ -249,6 +249,7 @@ class Executor:
     ) -> None:
         start = time.perf_counter()
         box = plugin.sandbox
+        box.host.begin_tick()
         ok = not box.poisoned or self._restart(plugin)
         if ok and plugin.sees_processes():
             ok = self._deliver_events(plugin, exited, launched, start)
@@ -265,7 +266,18 @@ class Executor:
         if ok and box.has("on_tick"):
             self._settle(plugin, box.call("on_tick", self.settings.tick_interval_ms))
         plugin.metrics.record_tick(time.perf_counter() - start)
+        self._report_throttled(plugin)
         self._flush(plugin)
+
+    def _report_throttled(self, plugin: LoadedPlugin) -> None:
+        counts = plugin.sandbox.host.tick
+        plugin.metrics.logs_dropped += counts.logs_dropped
+        for what, n in (
+            ("log lines", counts.logs_dropped),
+            ("notifications", counts.notifications_dropped),
+        ):
+            if n:
+                self.observer.log(plugin.name, "warn", f"{n} {what} dropped this tick (rate limit)")
 
     def _restart(self, plugin: LoadedPlugin) -> bool:
         plugin.metrics.restarts += 1
@@ -314,13 +326,7 @@ class Executor:
 
     def _settle(self, plugin: LoadedPlugin, result: CallResult) -> bool:
         """Account for one call; True if it broke no limit."""
-        plugin.metrics.record_call(result.fuel_used, result.host_calls, result.logs_dropped)
-        if result.logs_dropped:
-            self.observer.log(
-                plugin.name,
-                "warn",
-                f"{result.logs_dropped} log lines dropped in {result.hook} (rate limit)",
-            )
+        plugin.metrics.record_call(result.fuel_used, result.host_calls)
         if result.host_error is not None:
             note = "(not counted against the plugin)"
             self.observer.log(
@@ -386,8 +392,8 @@ def _host_limits(spec: PluginSpec) -> HostLimits:
     lim = spec.limits
     return HostLimits(
         max_host_calls_per_call=lim.max_host_calls_per_call,
-        max_log_lines_per_call=lim.max_log_lines_per_call,
-        max_notifications_per_call=lim.max_notifications_per_call,
+        max_log_lines_per_tick=lim.max_log_lines_per_tick,
+        max_notifications_per_tick=lim.max_notifications_per_tick,
         max_http_response_bytes=lim.max_http_response_bytes,
         max_file_bytes=lim.max_file_bytes,
     )

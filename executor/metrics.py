@@ -22,11 +22,10 @@ class PluginMetrics:
     def mean_tick_s(self) -> float:
         return self.total_tick_s / self.ticks if self.ticks else 0.0
 
-    def record_call(self, fuel: int, host_calls: int, logs_dropped: int) -> None:
+    def record_call(self, fuel: int, host_calls: int) -> None:
         self.calls += 1
         self.fuel_used += fuel
         self.host_calls += host_calls
-        self.logs_dropped += logs_dropped
 
     def record_tick(self, elapsed_s: float) -> None:
         self.ticks += 1

@@ -56,7 +56,6 @@ class CallResult:
     elapsed_s: float
     fuel_used: int
     host_calls: int
-    logs_dropped: int
     violation: Violation | None = None
     host_error: str | None = None  # a host bug aborted the call: not the plugin's strike
 
@@ -243,9 +242,7 @@ class Sandbox:
         if violation is not None or host_error is not None:
             self.poisoned = True  # the call stopped part-way: rebuild the instance
         c = self.host.counters
-        return CallResult(
-            hook, elapsed, fuel_used, c.host_calls, c.logs_dropped, violation, host_error
-        )
+        return CallResult(hook, elapsed, fuel_used, c.host_calls, violation, host_error)
 
     def _memory_violation(self, hook: str) -> Violation | None:
         size, cap_mb = self.memory_bytes(), self.spec.limits.max_memory_mb

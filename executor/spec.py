@@ -24,8 +24,8 @@ class Limits:
     max_memory_mb: int = 64  # linear memory cap
     max_table_elements: int = 10_000
     max_host_calls_per_call: int = 10_000  # beyond this: host-call abuse
-    max_log_lines_per_call: int = 100  # beyond this: throttled (RATE_LIMITED)
-    max_notifications_per_call: int = 5  # beyond this: throttled
+    max_log_lines_per_tick: int = 100  # beyond this: throttled (RATE_LIMITED)
+    max_notifications_per_tick: int = 5  # beyond this: throttled
     max_events_per_tick: int = 256  # launch and exit hooks together, per plugin per tick
     max_http_response_bytes: int = 1 << 20
     max_file_bytes: int = 1 << 20  # read_file result and write_file data

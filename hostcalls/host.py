@@ -56,8 +56,8 @@ class HostSinks(Protocol):
 @dataclass(frozen=True)
 class HostLimits:
     max_host_calls_per_call: int = 10_000
-    max_log_lines_per_call: int = 100
-    max_notifications_per_call: int = 5
+    max_log_lines_per_tick: int = 100
+    max_notifications_per_tick: int = 5
     max_http_response_bytes: int = 1 << 20
     max_file_bytes: int = 1 << 20
     http_timeout_s: float = 5.0  # further bounded by the call's deadline
@@ -68,11 +68,21 @@ class CallCounters:
     """What one hook call did; reset by begin_call."""
 
     host_calls: int = 0
+    by_function: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TickCounters:
+    """Throttles that span a whole tick; reset by begin_tick.
+
+    Per tick, not per call: every process event is a call of its own, so a
+    per-call allowance would multiply with the events.
+    """
+
     log_lines: int = 0
     logs_dropped: int = 0
     notifications: int = 0
     notifications_dropped: int = 0
-    by_function: dict[str, int] = field(default_factory=dict)
 
 
 F = TypeVar("F", bound=Callable[..., int | float])
@@ -132,7 +142,13 @@ class PluginHost:
         self._sample = sample
         self._sinks = sinks
         self.counters = CallCounters()
+        self.tick = TickCounters()
         self.deadline = math.inf  # time.monotonic() value the current call must end by
+
+    def begin_tick(self) -> TickCounters:
+        """Start the plugin's turn in a tick; returns the previous tick's counters."""
+        previous, self.tick = self.tick, TickCounters()
+        return previous
 
     def begin_call(self, deadline: float) -> CallCounters:
         """Start a hook call: fresh counters; returns the previous call's."""
@@ -154,8 +170,8 @@ class PluginHost:
         text = read_text(mem, "log", ptr, length, MAX_LOG_BYTES)
         if level not in LOG_LEVELS:
             return int(Status.INVALID_ARGUMENT)
-        c = self.counters
-        if c.log_lines >= self.limits.max_log_lines_per_call:
+        c = self.tick
+        if c.log_lines >= self.limits.max_log_lines_per_tick:
             c.logs_dropped += 1
             return int(Status.RATE_LIMITED)
         c.log_lines += 1
@@ -248,8 +264,8 @@ class PluginHost:
     ) -> int:
         title = read_text(mem, "show_notification", tptr, tlen, MAX_TITLE_BYTES)
         message = read_text(mem, "show_notification", mptr, mlen, MAX_MESSAGE_BYTES)
-        c = self.counters
-        if c.notifications >= self.limits.max_notifications_per_call:
+        c = self.tick
+        if c.notifications >= self.limits.max_notifications_per_tick:
             c.notifications_dropped += 1
             return int(Status.RATE_LIMITED)
         c.notifications += 1

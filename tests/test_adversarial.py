@@ -130,7 +130,7 @@ def test_log_flood_is_throttled_before_it_is_stopped(make_executor, recorder) ->
     ex.load(spec("bad", module(body, imports), limits=limits))
     ex.tick()
     flood = [m for m in recorder.messages("bad") if m == "flood"]
-    assert len(flood) == Limits().max_log_lines_per_call
+    assert len(flood) == Limits().max_log_lines_per_tick
 
 
 def test_disabled_state_survives_a_restart(make_executor, recorder) -> None:

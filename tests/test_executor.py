@@ -228,3 +228,18 @@ def test_strikes_are_counted_beyond_the_violations_kept(tmp_path: Path) -> None:
     assert [h.record(v) for _ in range(25)][-2:] == [False, True]
     assert len(h.violations) == MAX_RECORDED and h.count == 25
     assert Health.load(tmp_path / "health.json", "sha", 25).count == 25
+
+
+def test_log_throttle_spans_every_call_of_the_tick(make_executor, recorder, children) -> None:
+    ex = make_executor()
+    limits = Limits(max_log_lines_per_tick=2)
+    plugin = ex.load(spec("watcher", WATCHER, caps=["ReadProcessList"], limits=limits))
+    ex.tick()
+    for _ in range(5):
+        children.sleeper()
+    ex.tick()
+    assert len(levels(recorder, "watcher", "info")) == 2  # of at least 5 launch events
+    assert any(
+        m.endswith("log lines dropped this tick (rate limit)") for m in recorder.messages("watcher")
+    )
+    assert plugin.metrics.logs_dropped >= 3
