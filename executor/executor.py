@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -365,8 +365,16 @@ class Executor:
         except HostFault as exc:
             log.warning("cannot save state of plugin %s: %s", plugin.name, exc)
 
-    def run(self, ticks: int | None = None, stop: threading.Event | None = None) -> None:
+    def run(
+        self,
+        ticks: int | None = None,
+        stop: threading.Event | None = None,
+        before_tick: Callable[[], None] | None = None,
+    ) -> None:
         """Tick every tick_interval_ms until `stop` is set or `ticks` ran.
+
+        `before_tick` runs before each tick, on this thread: the place for a
+        caller to apply changes (a profile switch) between ticks.
 
         The schedule is fixed: a tick that runs long does not shift the ones
         after it; ticks that could not start on time are skipped and counted
@@ -376,6 +384,8 @@ class Executor:
         interval = self.settings.tick_interval_ms / 1000
         next_at, done = time.monotonic(), 0
         while not stop.is_set() and (ticks is None or done < ticks):
+            if before_tick is not None:
+                before_tick()
             self.tick()
             done += 1
             next_at += interval

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -138,6 +139,13 @@ wasm_sha256 = "{hashlib.sha256(wasm).hexdigest()}"
     return directory
 
 
+def watchdog(proc: subprocess.Popen[str], seconds: float = 30) -> None:
+    """Kill `proc` if the test is still waiting on it: its output then ends."""
+    timer = threading.Timer(seconds, proc.kill)
+    timer.daemon = True
+    timer.start()
+
+
 def test_sigterm_stops_gracefully_with_on_cleanup(tmp_path: Path) -> None:
     s = Strings()
     body = f"""(func (export "on_tick") (param i32) (drop (call $log (i32.const 2) {s("ticked")})))
@@ -155,6 +163,7 @@ def test_sigterm_stops_gracefully_with_on_cleanup(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
+    watchdog(proc)
     for line in proc.stdout:  # wait for the first tick
         if "ticked" in line:
             break
@@ -182,3 +191,37 @@ def test_plugin_enable_clears_the_disabled_state(tmp_path: Path) -> None:
     assert enabled.exit_code == 0 and "spinner: enabled" in enabled.output
     third = runner.invoke(cli, ["run", "--ticks", "1", "--config", str(config)])
     assert "violation 1/3" in third.output
+
+
+def test_sighup_switches_to_the_profile_in_the_file(tmp_path: Path) -> None:
+    body = '(func (export "on_profile_switch") (param i32 i32) (drop (call $log (i32.const 2) (local.get 0) (local.get 1))))'
+    plugin = make_plugin_dir(tmp_path, "profiled", module(body, ["log"]), [])
+    config = write_config(
+        tmp_path, f'[plugins.installed.profiled]\nsource = "dir:{plugin}"\n', interval_ms=100
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ruvector", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    watchdog(proc)
+    try:
+        for line in proc.stdout:
+            if line.startswith("tick 1 done"):
+                break
+        config.write_text(
+            config.read_text().replace("[plugins]\n", '[plugins]\nprofile = "gaming"\n')
+        )
+        proc.send_signal(signal.SIGHUP)
+        for line in proc.stdout:
+            if "[profiled] info  gaming" in line:
+                break
+        else:
+            raise AssertionError("the plugin never heard of the new profile")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0

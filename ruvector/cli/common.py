@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,28 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def run_executor(executor: Executor, ticks: int | None) -> None:
+@contextmanager
+def on_sighup() -> Iterator[threading.Event]:
+    """An event set by SIGHUP (where the platform has it): "re-read the config"."""
+    hup = threading.Event()
+    sig = getattr(signal, "SIGHUP", None)
+    if sig is None:
+        yield hup
+        return
+    previous = signal.signal(sig, lambda signum, frame: hup.set())
+    try:
+        yield hup
+    finally:
+        signal.signal(sig, previous)
+
+
+def run_executor(
+    executor: Executor, ticks: int | None, before_tick: Callable[[], None] | None = None
+) -> None:
     """Tick until done or signalled, then shut down cleanly and print metrics."""
     try:
         with stop_on_signals() as stop:
-            executor.run(ticks=ticks, stop=stop)
+            executor.run(ticks=ticks, stop=stop, before_tick=before_tick)
     finally:
         # Read before shutdown, which unloads every plugin.
         table, reported = metrics_table(executor), plugin_metrics(executor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from executor.executor import Executor
 from executor.spec import PluginSpec
 from reconciler.desired import DesiredState, load_desired
 from reconciler.plugin_dir import build_spec
-from ruvector.cli.common import config_option, run_executor
+from ruvector.cli.common import config_option, on_sighup, run_executor
 from ruvector.cli.output import ConsoleObserver
 from ruvector.errors import InputError
 
@@ -22,8 +23,9 @@ def run(config_path: Path, ticks: int | None) -> None:
     """Run the enabled plugins of ruvector.toml on a fixed tick.
 
     Stops on SIGINT or SIGTERM after the current tick, calling each plugin's
-    on_cleanup. A plugin that cannot be loaded is reported and skipped; the
-    others run.
+    on_cleanup. On SIGHUP it re-reads the file and switches to its `profile`
+    (plugins hear of it through on_profile_switch). A plugin that cannot be
+    loaded is reported and skipped; the others run.
     """
     desired = load_desired(config_path)
     if not desired.enabled:
@@ -35,7 +37,23 @@ def run(config_path: Path, ticks: int | None) -> None:
     executor.load_all(specs)
     interval = desired.settings.tick_interval_ms
     click.echo(f"running {len(executor.plugins)} plugin(s), a tick every {interval} ms")
-    run_executor(executor, ticks)
+    with on_sighup() as hup:
+        run_executor(executor, ticks, before_tick=lambda: _reload(config_path, executor, hup))
+
+
+def _reload(config_path: Path, executor: Executor, hup: threading.Event) -> None:
+    """On SIGHUP, take the profile from the file; a bad file changes nothing."""
+    if not hup.is_set():
+        return
+    hup.clear()
+    try:
+        profile = load_desired(config_path).settings.profile
+    except InputError as exc:
+        click.echo(f"SIGHUP: {exc}; keeping profile '{executor.profile}'", err=True)
+        return
+    if profile != executor.profile:
+        click.echo(f"SIGHUP: switching profile '{executor.profile}' -> '{profile}'")
+        executor.switch_profile(profile)
 
 
 def _specs(desired: DesiredState, observer: ConsoleObserver) -> list[PluginSpec]:
