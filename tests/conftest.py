@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 from executor.executor import Executor
@@ -77,7 +79,18 @@ class Children:
         return proc
 
     def sleeper(self, user: int | None = None) -> subprocess.Popen[bytes]:
-        return self.start("sleep", "60", user=user)
+        """A `sleep 60` that has finished starting (exec'd, loaded, asleep)."""
+        proc = self.start("sleep", "60", user=user)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                child = psutil.Process(proc.pid)
+                if child.name() == "sleep" and child.status() == psutil.STATUS_SLEEPING:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
+        return proc
 
     def close(self) -> None:
         for proc in self.procs:
