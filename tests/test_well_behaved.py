@@ -168,3 +168,32 @@ def test_every_host_function_acts_on_the_real_machine(
     ex.shutdown()
     saved = json.loads((tmp_path / "state" / "plugins" / "every" / "config.json").read_text())
     assert "persisted" in json.dumps(saved)
+
+
+def test_writes_are_bounded_per_tick(make_executor, recorder, tmp_path: Path) -> None:
+    s = Strings()
+    out = tmp_path / "out"
+    out.mkdir()
+    path = str(out / "f")
+    # 5 writes of 1 MiB from memory offset 0: the fifth passes 4 MiB
+    body = f"""(func (export "on_tick") (param i32) (local $i i32)
+        (drop (memory.grow (i32.const 16)))
+        (loop $l
+          (drop (call $report_metric {s("status")}
+            (f64.convert_i32_s (call $write_file {s(path)} (i32.const 0) (i32.const 1048576)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 5)))))"""
+    ex = make_executor()
+    cap = f"FileSystemWrite({out})"
+    plugin = ex.load(
+        spec(
+            "w",
+            module(s.data() + body, ["write_file", "report_metric"]),
+            caps=[cap],
+            approved=[cap],
+        )
+    )
+    ex.tick()
+    assert recorder.violations == []
+    assert plugin.state.metrics_snapshot()["status"]["last"] == Status.RATE_LIMITED
+    assert (out / "f").stat().st_size == 1 << 20
