@@ -85,10 +85,13 @@ class _Memory:
 
     def write_result(self, function: str, data: bytes) -> int:
         alloc = self._box.allocator(self._caller)
+        self._box.in_alloc = True
         try:
             ptr = alloc(self._caller, max(len(data), 1)) & _U32
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             raise GuestAborted(exc) from None
+        finally:
+            self._box.in_alloc = False
         if ptr == 0:
             return int(Status.NO_MEMORY)
         mem = self._box.memory(self._caller)
@@ -122,6 +125,7 @@ class Sandbox:
         self._store: wasmtime.Store | None = None
         self._exports: dict[str, Any] = {}
         self.poisoned = True  # no instance yet
+        self.in_alloc = False  # the host is inside the plugin's rv_alloc
 
     # -- instance lifetime ---------------------------------------------------
 
@@ -286,7 +290,13 @@ class Sandbox:
         return linker
 
     def _bind(self, method: Callable[..., int | float]) -> Callable[..., int | float]:
+        name = method.__name__
+
         def host_call(caller: wasmtime.Caller, *args: Any) -> int | float:
+            if self.in_alloc:
+                # rv_alloc calling back into the host would nest host calls
+                # inside host calls, each deeper on the native stack.
+                raise GuestFault(FaultKind.ABUSE, name, "host call from inside rv_alloc")
             return method(_Memory(self, caller), *args)
 
         return host_call

@@ -329,3 +329,21 @@ def test_hash_is_checked_on_the_bytes_compiled(make_executor) -> None:
 def test_run_command_is_refused_outright() -> None:
     with pytest.raises(CapabilityError, match="RunCommand is not available"):
         parse("RunCommand")
+
+
+def test_rv_alloc_may_not_call_the_host(make_executor, recorder) -> None:
+    """The host calls rv_alloc inside a host call: re-entry would nest without end."""
+    wasm = _no_prelude(
+        """(import "ruvector" "get_memory_status" (func $gms (result i64)))
+           (memory (export "memory") 1)
+           (func (export "rv_abi_version") (result i32) i32.const 1)
+           (func (export "rv_alloc") (param i32) (result i32) (drop (call $gms)) i32.const 16)
+           (func (export "on_tick") (param i32) (drop (call $gms)))"""
+    )
+    ex = make_executor()
+    ex.load(spec("good", COUNTER))
+    ex.load(spec("reentrant", wasm, caps=["ReadSystemInfo"]))
+    ex.tick()
+    assert recorder.kinds("reentrant") == ["HOSTCALL"]
+    assert "host call from inside rv_alloc" in str(recorder.violations[0][1])
+    assert ex.plugins["good"].state.metrics_snapshot()["ticks"]["last"] == 1
