@@ -21,6 +21,7 @@ import wasmtime
 
 from executor.module_cache import ModuleCache
 from executor.spec import PluginSpec
+from executor.wasm_sections import SectionError, count_sections
 from hostcalls.abi import (
     HOST_FUNCTIONS,
     IMPORT_MODULE,
@@ -34,6 +35,19 @@ from ruvector.errors import PluginRefused
 WASM_MAGIC = b"\0asm\x01\0\0\0"
 MAX_WASM_BYTES = 16 * 1024 * 1024
 PAGE = 65536
+
+# What a module may declare, checked before compiling (see wasm_sections).
+# Generous for real plugins: a Rust plugin with its std has a few thousand
+# functions; compile time and memory grow with the function count.
+MODULE_LIMITS = {
+    "functions": 50_000,
+    "imports": 256,
+    "exports": 1_024,
+    "globals": 10_000,
+    "data": 100_000,
+    "tables": 4,
+    "memories": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -52,12 +66,14 @@ def check_module(spec: PluginSpec, grant: Grant, cache: ModuleCache) -> CheckedM
     if sha != spec.wasm_sha256.lower():
         raise PluginRefused(
             spec.name,
-            f"wasm SHA-256 mismatch: manifest pins {spec.wasm_sha256}, the file is {sha}",
+            f"wasm SHA-256 mismatch: the manifest's wasm_sha256 is {spec.wasm_sha256}, "
+            f"the wasm file's is {sha}",
         )
+    _check_counts(spec)
     try:
         module = cache.compile(spec.wasm, sha)
     except wasmtime.WasmtimeError as exc:
-        raise PluginRefused(spec.name, f"malformed wasm: {_first_line(exc)}") from None
+        raise PluginRefused(spec.name, f"malformed wasm: {_cause(exc)}") from None
     imports = _check_imports(spec.name, module, grant)
     hooks = _check_exports(spec, module)
     return CheckedModule(module, imports, hooks)
@@ -76,8 +92,24 @@ def _check_bytes(spec: PluginSpec) -> None:
         )
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _check_counts(spec: PluginSpec) -> None:
+    try:
+        counts = count_sections(spec.wasm)
+    except SectionError as exc:
+        raise PluginRefused(spec.name, f"malformed wasm: {exc}") from None
+    for what, cap in MODULE_LIMITS.items():
+        if counts.get(what) > cap:
+            raise PluginRefused(
+                spec.name, f"the module declares {counts.get(what)} {what}; the limit is {cap}"
+            )
+
+
+def _cause(exc: Exception) -> str:
+    """wasmtime's message with its "Caused by" lines, on one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    lines = [ln for ln in lines if ln and ln != "Caused by:"]
+    lines = [ln.split(": ", 1)[1] if ln[:1].isdigit() and ": " in ln else ln for ln in lines]
+    return ": ".join(lines) if lines else type(exc).__name__
 
 
 def _sig(t: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -90,7 +122,7 @@ def _fmt(params: tuple[str, ...], results: tuple[str, ...]) -> str:
 
 def _check_imports(plugin: str, module: wasmtime.Module, grant: Grant) -> tuple[str, ...]:
     granted = grant.kinds()
-    names = []
+    names: list[str] = []
     for imp in module.imports:
         where = f"import {imp.module}.{imp.name}"
         if imp.module != IMPORT_MODULE:
@@ -108,7 +140,8 @@ def _check_imports(plugin: str, module: wasmtime.Module, grant: Grant) -> tuple[
             )
         if fn.capability is not None and fn.capability not in granted:
             raise PluginRefused(plugin, _missing_capability(where, fn.capability.value, grant))
-        names.append(fn.name)
+        if fn.name not in names:  # a module may import a function twice
+            names.append(fn.name)
     return tuple(names)
 
 

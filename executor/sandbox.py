@@ -149,7 +149,10 @@ class Sandbox:
             memories=1,
         )
         self._store = store
-        linker = self._linker()
+        try:
+            linker = self._linker()
+        except wasmtime.WasmtimeError as exc:
+            raise PluginRefused(self.spec.name, f"cannot link: {_first_line(exc)}") from None
         result = self._run("instantiate", lambda: self._instantiate(linker))
         if result.violation is None:
             result = self._check_abi()

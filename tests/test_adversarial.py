@@ -219,6 +219,18 @@ REFUSALS = {
     ),
     "hash-mismatch": (spec("p", NOOP, sha256="0" * 64), "SHA-256 mismatch"),
     "malformed": (spec("p", b"\0asm\x01\0\0\0\x01\xff\xff"), "malformed wasm"),
+    "malformed-content": (
+        spec("p", b"\0asm\x01\0\0\0\x01\x02\x01\x61"),
+        "failed to parse WebAssembly module: invalid leading byte",
+    ),
+    "too-many-functions": (
+        spec("p", module("(func)" * 50_001)),
+        "functions; the limit is 50000",
+    ),
+    "too-many-exports": (
+        spec("p", module("".join(f'(func (export "e{i}"))' for i in range(1025)))),
+        "declares 1028 exports; the limit is 1024",
+    ),
     "wat-text": (spec("p", b'(module (memory (export "memory") 1))'), "WAT text"),
     "garbage": (spec("p", b"MZ\x90\0 a windows exe"), "not a wasm binary"),
     "no-memory": (
@@ -347,3 +359,18 @@ def test_rv_alloc_may_not_call_the_host(make_executor, recorder) -> None:
     assert recorder.kinds("reentrant") == ["HOSTCALL"]
     assert "host call from inside rv_alloc" in str(recorder.violations[0][1])
     assert ex.plugins["good"].state.metrics_snapshot()["ticks"]["last"] == 1
+
+
+def test_a_function_imported_twice_is_linked_once(make_executor, recorder) -> None:
+    body = (
+        '(import "ruvector" "log" (func $log2 (param i32 i32 i32) (result i32)))'
+        + PRELUDE
+        + """(data (i32.const 16) "twice")
+           (func (export "on_tick") (param i32)
+             (drop (call $log (i32.const 2) (i32.const 16) (i32.const 5)))
+             (drop (call $log2 (i32.const 2) (i32.const 16) (i32.const 5))))"""
+    )
+    ex = make_executor()
+    ex.load(spec("p", module(body, ["log"], prelude=False)))
+    ex.tick()
+    assert recorder.messages("p") == ["twice", "twice"]
