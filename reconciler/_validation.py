@@ -39,6 +39,7 @@ Problem = tuple[KeyPath, str]  # where in the instance, and what is wrong there
 _SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+MAX_DEPTH = 48  # nesting levels of a TOML or JSON document we read
 _SHOWN_CHARS = 60  # of a rejected value, in messages
 
 
@@ -154,11 +155,33 @@ def load_document(path: Path, schema_name: str, *, max_bytes: int) -> Document:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"TOML syntax: {exc}", _toml_error_line(exc, text)) from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise ConfigError(file, "", f"values nest more than {MAX_DEPTH} levels deep") from None
+    check_depth(data, file)
     doc = Document(file, text, data)
     problem = first_problem(_own_validator(schema_name), data, describe=True)
     if problem is not None:
         raise doc.error(*problem)
     return doc
+
+
+def check_depth(value: object, file: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH, before anything recurses on it.
+
+    Validation and every walk over the data recurse once per level, so a few
+    kilobytes of brackets could otherwise exhaust the interpreter's stack.
+    """
+    stack: list[tuple[object, KeyPath]] = [(value, ())]
+    while stack:
+        item, at = stack.pop()
+        if len(at) > MAX_DEPTH:
+            raise ConfigError(
+                file, key_path(at[:MAX_DEPTH]), f"nests more than {MAX_DEPTH} levels deep"
+            )
+        if isinstance(item, dict):
+            stack.extend((v, (*at, str(k))) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, (*at, i)) for i, v in enumerate(item))
 
 
 def _toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 from reconciler._validation import (
     KeyPath,
     Problem,
+    check_depth,
     check_schema,
     first_problem,
     key_path,
@@ -62,6 +63,7 @@ def load_config_schema(path: Path) -> dict[str, Any]:
         raise ConfigError(file, "", "the JSON nests too deeply") from None
     if not isinstance(schema, dict):
         raise ConfigError(file, "", "expected a JSON Schema object at the top level")
+    check_depth(schema, file)
     problem = check_schema(schema)
     if problem is not None:
         at, message = problem

@@ -203,3 +203,10 @@ def test_doubling_ref_chain_cannot_hang_the_host() -> None:
     with pytest.raises(ConfigError, match="took over"):
         validate_config("tabs", {"$defs": defs, "$ref": "#/$defs/d0"}, {})
     assert time.monotonic() - start < 3.0
+
+
+def test_a_deeply_nested_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text('{"allOf": ' + '[{"allOf": ' * 200 + "[]" + "}]" * 200 + "}")
+    with pytest.raises(ConfigError, match="nests more than"):
+        load_config_schema(path)

@@ -353,3 +353,10 @@ def test_wasm_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="outside the plugin directory") as info:
         load_plugin_dir(directory)
     assert info.value.key == "wasm_file"
+
+
+@pytest.mark.parametrize("depth", [60, 5000])
+def test_deep_nesting_is_refused_not_a_crash(tmp_path: Path, depth: int) -> None:
+    text = "[plugins.installed.x]\nconfig = { deep = " + "[" * depth + "]" * depth + " }\n"
+    with pytest.raises(ConfigError, match="nest"):
+        load_desired(write_desired(tmp_path, text))
