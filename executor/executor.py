@@ -347,7 +347,7 @@ class Executor:
     def _disable(self, plugin: LoadedPlugin, reason: str) -> None:
         if not plugin.health.disabled:
             plugin.health.disabled, plugin.health.reason = True, reason
-            plugin.health.save()
+            plugin.health.try_save()
         plugin.sandbox.close()
         self.observer.disabled(plugin.name, reason)
         self.observer.notify(

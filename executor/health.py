@@ -17,6 +17,7 @@ from pathlib import Path
 
 from executor.sandbox import Violation
 from ruvector.atomic import atomic_write
+from ruvector.errors import HostFault
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Health:
         if newly:
             self.disabled = True
             self.reason = f"{self.count} violations; last: {violation}"
-        self.save()
+        self.try_save()
         return newly
 
     def enable(self) -> None:
@@ -79,7 +80,19 @@ class Health:
         self.reason = ""
         self.save()
 
+    def try_save(self) -> None:
+        """save(), but a full or read-only disk is logged, not raised.
+
+        The record stays correct in memory: this run still disables the
+        plugin; only a restart would forget what could not be written.
+        """
+        try:
+            self.save()
+        except OSError as exc:
+            log.warning("cannot save %s: %s", self.path, exc)
+
     def save(self) -> None:
+        """Write the record atomically. Raises OSError from the OS."""
         data = {
             "sha256": self.sha256,
             "disabled": self.disabled,
@@ -91,7 +104,10 @@ class Health:
 
 
 def enable_plugin(state_dir: Path, name: str) -> bool:
-    """Clear a plugin's disabled state; False if it was not disabled."""
+    """Clear a plugin's disabled state; False if it was not disabled.
+
+    Raises HostFault if the record cannot be rewritten.
+    """
     path = plugin_dir(state_dir, name) / "health.json"
     try:
         data = json.loads(path.read_text())
@@ -99,7 +115,10 @@ def enable_plugin(state_dir: Path, name: str) -> bool:
         return False
     if not isinstance(data, dict) or data.get("disabled") is not True:
         return False
-    Health.load(path, str(data.get("sha256", "")), 1).enable()
+    try:
+        Health.load(path, str(data.get("sha256", "")), 1).enable()
+    except OSError as exc:
+        raise HostFault(f"cannot re-enable '{name}': {exc}") from None
     return True
 
 

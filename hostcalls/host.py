@@ -61,6 +61,7 @@ class HostLimits:
     max_http_response_bytes: int = 1 << 20
     max_file_bytes: int = 1 << 20
     max_write_bytes_per_tick: int = 4 << 20  # bounds the disk churn a plugin causes
+    max_writes_per_tick: int = 64  # files written (created or replaced) per tick
     http_timeout_s: float = 5.0  # further bounded by the call's deadline
 
 
@@ -85,6 +86,7 @@ class TickCounters:
     notifications: int = 0
     notifications_dropped: int = 0
     bytes_written: int = 0
+    writes: int = 0
 
 
 F = TypeVar("F", bound=Callable[..., int | float])
@@ -295,13 +297,17 @@ class PluginHost:
     def write_file(self, mem: GuestMemory, pptr: int, plen: int, dptr: int, dlen: int) -> int:
         path = read_text(mem, "write_file", pptr, plen, MAX_PATH_BYTES)
         data = mem.read("write_file", dptr, dlen, self.limits.max_file_bytes)
-        if self.tick.bytes_written + len(data) > self.limits.max_write_bytes_per_tick:
+        t, lim = self.tick, self.limits
+        if t.writes >= lim.max_writes_per_tick or (
+            t.bytes_written + len(data) > lim.max_write_bytes_per_tick
+        ):
             return int(Status.RATE_LIMITED)
         grants = self.grant.of_kind(CapabilityKind.FILESYSTEM_WRITE)
         limit = self.limits.max_file_bytes
         status = files.write_file(grants, path, data, limit, self.private_paths)
         if status is Status.OK:
-            self.tick.bytes_written += len(data)
+            t.bytes_written += len(data)
+            t.writes += 1
         return int(status)
 
     @host_function

@@ -225,3 +225,11 @@ def test_sighup_switches_to_the_profile_in_the_file(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_plugin_enable_checks_the_name(tmp_path: Path) -> None:
+    config = write_config(tmp_path, HELLO)
+    bad = CliRunner().invoke(cli, ["plugin", "enable", "../../etc", "--config", str(config)])
+    assert bad.exit_code == 1 and "'../../etc' is not a plugin name" in bad.output
+    unknown = CliRunner().invoke(cli, ["plugin", "enable", "nope", "--config", str(config)])
+    assert unknown.exit_code == 1 and "no plugin 'nope' has run" in unknown.output

@@ -243,3 +243,23 @@ def test_log_throttle_spans_every_call_of_the_tick(make_executor, recorder, chil
         m.endswith("log lines dropped this tick (rate limit)") for m in recorder.messages("watcher")
     )
     assert plugin.metrics.logs_dropped >= 3
+
+
+def test_a_full_disk_does_not_stop_the_executor(make_executor, recorder, monkeypatch) -> None:
+    import errno
+
+    from executor import health
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(health, "atomic_write", full)
+    ex = make_executor()
+    ex.load(spec("good", COUNTER))
+    plugin = ex.load(
+        spec("spin", module('(func (export "on_tick") (param i32) (loop $l (br $l)))'))
+    )
+    for _ in range(4):
+        ex.tick()
+    assert not plugin.enabled  # disabled in memory, though not on disk
+    assert ex.plugins["good"].state.metrics_snapshot()["ticks"]["last"] == 4
