@@ -31,6 +31,7 @@ from reconciler._validation import (
     map_leaves,
     parse_capabilities,
 )
+from ruvector.errors import ConfigError
 
 MAX_DESIRED_BYTES = 1 << 20
 DEFAULT_PLUGIN_DIR = "~/.ruvector/plugins"
@@ -90,32 +91,49 @@ class DesiredState:
     plugin_dir: Path  # absolute
     registry_url: str
     auto_update: bool
+    # (plugin, error) for entries left out by load_desired(skip_bad_plugins=True)
+    problems: tuple[tuple[str, ConfigError], ...] = ()
 
 
-def load_desired(path: Path) -> DesiredState:
+def load_desired(path: Path, *, skip_bad_plugins: bool = False) -> DesiredState:
     """Load ruvector.toml.
 
     Raises ConfigError (file = `path`, key = the dotted key, line when it
     can be found) for a missing, malformed or invalid file, an unknown key
     (with a "did you mean"), an unsupported or missing source, a refused or
     malformed capability, or an `env:NAME` value whose variable is unset.
+    With skip_bad_plugins, an error confined to one plugin's entry (its
+    source, capabilities, env values) leaves that plugin out and is kept in
+    DesiredState.problems instead, so the other plugins can run.
     """
     doc = load_document(path, "ruvector.schema.json", max_bytes=MAX_DESIRED_BYTES)
     section: dict[str, Any] = doc.data.get("plugins", {})
     base = path.absolute().parent
     limits = _limits(section, Limits())
     installed: dict[str, Any] = section.get("installed", {})
+    plugins, problems = [], []
+    for name in sorted(installed):
+        try:
+            plugins.append(_plugin(doc, path, name, installed[name], base, limits))
+        except ConfigError as exc:
+            if not skip_bad_plugins:
+                raise
+            problems.append((name, exc))
+    plugin_dir = _absolute(base, section.get("plugin_dir", DEFAULT_PLUGIN_DIR))
+    # No plugin may touch the desired state or another plugin's files,
+    # whatever its file grant: rewriting either would widen its own rights.
+    private = (path.absolute(), plugin_dir, *(p.source.path for p in plugins))
+    settings = replace(_settings(doc, section, base), private_paths=tuple(map(str, private)))
     return DesiredState(
         path=path,
         enabled=section.get("enabled", True),
-        settings=_settings(doc, section, base),
+        settings=settings,
         limits=limits,
-        plugins=tuple(
-            _plugin(doc, path, name, installed[name], base, limits) for name in sorted(installed)
-        ),
-        plugin_dir=_absolute(base, section.get("plugin_dir", DEFAULT_PLUGIN_DIR)),
+        plugins=tuple(plugins),
+        plugin_dir=plugin_dir,
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
+        problems=tuple(problems),
     )
 
 
@@ -143,8 +161,6 @@ def _settings(doc: Document, section: Mapping[str, Any], base: Path) -> Executor
         tick_interval_ms=section.get("tick_interval_ms", d.tick_interval_ms),
         profile=section.get("profile", d.profile),
         protected_processes=tuple(section.get("protected_processes", ())),
-        # No plugin may touch the desired state, whatever its file grant.
-        private_paths=(str(Path(doc.file).absolute()),),
         allow_other_users=section.get("allow_other_users", d.allow_other_users),
         memory_high_percent=high,
         memory_critical_percent=critical,

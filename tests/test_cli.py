@@ -233,3 +233,13 @@ def test_plugin_enable_checks_the_name(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "'../../etc' is not a plugin name" in bad.output
     unknown = CliRunner().invoke(cli, ["plugin", "enable", "nope", "--config", str(config)])
     assert unknown.exit_code == 1 and "no plugin 'nope' has run" in unknown.output
+
+
+def test_a_missing_plugin_source_is_reported_and_the_others_run(tmp_path: Path) -> None:
+    extra = f'[plugins.installed.gone]\nsource = "dir:{tmp_path / "nowhere"}"\n'
+    result = CliRunner().invoke(
+        cli, ["run", "--ticks", "1", "--config", str(write_config(tmp_path, HELLO + extra))]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[gone] refused" in result.output
+    assert "tick 1: cpu " in result.output

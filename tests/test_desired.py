@@ -108,7 +108,11 @@ def test_full_file_maps_onto_executor_values(full: DesiredState, tmp_path: Path)
         allow_other_users=False,
         memory_high_percent=85.0,
         memory_critical_percent=95.0,
-        private_paths=(str(tmp_path / "ruvector.toml"),),
+        private_paths=(
+            str(tmp_path / "ruvector.toml"),
+            str(Path.home() / ".ruvector" / "plugins"),
+            str(tmp_path / "examples" / "hello"),
+        ),
     )
     (hello,) = full.plugins
     assert (hello.name, hello.enabled, hello.version) == ("hello", True, "0.1.0")
@@ -155,7 +159,8 @@ def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
     assert state.enabled is True and state.plugins == ()
     assert state.limits == Limits()
     assert state.settings == ExecutorSettings(
-        state_dir=str(tmp_path / "state"), private_paths=(str(tmp_path / "ruvector.toml"),)
+        state_dir=str(tmp_path / "state"),
+        private_paths=(str(tmp_path / "ruvector.toml"), str(Path.home() / ".ruvector" / "plugins")),
     )
     assert state.settings.protected_processes == ()  # only the built-in list
 
@@ -360,3 +365,21 @@ def test_deep_nesting_is_refused_not_a_crash(tmp_path: Path, depth: int) -> None
     text = "[plugins.installed.x]\nconfig = { deep = " + "[" * depth + "]" * depth + " }\n"
     with pytest.raises(ConfigError, match="nest"):
         load_desired(write_desired(tmp_path, text))
+
+
+def test_a_bad_plugin_entry_can_be_left_out_so_the_others_run(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "hello")
+    text = """[plugins.installed.hello]
+source = "dir:hello"
+
+[plugins.installed.broken]
+source = "dir:missing"
+config = { token = "env:RUVECTOR_TEST_UNSET" }
+"""
+    path = write_desired(tmp_path, text)
+    with pytest.raises(ConfigError):
+        load_desired(path)
+    state = load_desired(path, skip_bad_plugins=True)
+    assert [p.name for p in state.plugins] == ["hello"]
+    [(name, problem)] = state.problems
+    assert name == "broken" and problem.key.startswith("plugins.installed.broken")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -76,11 +77,24 @@ def dev_run(
     # An author re-running a build that earned three strikes wants to see it run.
     if enable_plugin(state_dir, spec.name):
         click.echo(f"  cleared the disabled state of '{spec.name}' from an earlier run")
-    executor = Executor(
-        ExecutorSettings(state_dir=str(state_dir), tick_interval_ms=interval_ms), ConsoleObserver()
+    host = ExecutorSettings(
+        state_dir=str(state_dir), tick_interval_ms=interval_ms, private_paths=_private(plugin_dir)
     )
+    executor = Executor(host, ConsoleObserver())
     executor.load(spec)
     run_executor(executor, ticks)
+
+
+def _private(plugin_dir: Path) -> tuple[str, ...]:
+    """What a plugin under trial must not touch, even with a broad file grant.
+
+    The plugin's own directory (its manifest and wasm), and the desired
+    state and state dir a `ruvector run` from here would use.
+    """
+    config = Path(os.environ.get("RUVECTOR_CONFIG", "ruvector.toml"))
+    return tuple(
+        str(p.absolute()) for p in (plugin_dir, config, config.absolute().parent / "state")
+    )
 
 
 def _caps(caps: frozenset[capabilities.Capability]) -> str:

@@ -27,7 +27,7 @@ def run(config_path: Path, ticks: int | None) -> None:
     (plugins hear of it through on_profile_switch). A plugin that cannot be
     loaded is reported and skipped; the others run.
     """
-    desired = load_desired(config_path)
+    desired = load_desired(config_path, skip_bad_plugins=True)
     if not desired.enabled:
         click.echo(f"{config_path}: plugins.enabled is false; nothing to run")
         return
@@ -58,6 +58,8 @@ def _reload(config_path: Path, executor: Executor, hup: threading.Event) -> None
 
 def _specs(desired: DesiredState, observer: ConsoleObserver) -> list[PluginSpec]:
     specs = []
+    for name, problem in desired.problems:
+        observer.refused(name, str(problem))
     for plugin in desired.plugins:
         if not plugin.enabled:
             continue
