@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # The metrics file can reach megabytes; a crash loses at most this much of it.
 METRICS_SAVE_INTERVAL_S = 60.0
+WAIT_SLICE_S = 0.2  # longest sleep between looks at pending signals
 
 
 @dataclass
@@ -395,7 +396,21 @@ class Executor:
                 self.overruns += missed
                 next_at += missed * interval
             if ticks is None or done < ticks:
-                stop.wait(next_at - now)
+                _wait_until(next_at, stop)
+
+
+def _wait_until(deadline: float, stop: threading.Event) -> None:
+    """Sleep until time.monotonic() reaches `deadline` or `stop` is set.
+
+    In slices: a signal the kernel hands to another thread only sets
+    Python's flag, and the main thread runs the handler (which sets `stop`)
+    when it next wakes. One long wait would sleep through a SIGTERM.
+    """
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        stop.wait(min(remaining, WAIT_SLICE_S))
 
 
 def _host_limits(spec: PluginSpec) -> HostLimits:

@@ -44,7 +44,10 @@ class Health:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable %s: %s", path, exc)
             return health
-        if not isinstance(data, dict) or data.get("sha256") != sha256:
+        if not isinstance(data, dict):
+            log.warning("ignoring %s: not a health record", path)
+            return health
+        if data.get("sha256") != sha256:  # another build's record
             return health
         violations = data.get("violations")
         health.violations = violations[-MAX_RECORDED:] if isinstance(violations, list) else []

@@ -58,11 +58,19 @@ def on_sighup() -> Iterator[threading.Event]:
 
 
 def run_executor(
-    executor: Executor, ticks: int | None, before_tick: Callable[[], None] | None = None
+    executor: Executor,
+    load: Callable[[], object],
+    ticks: int | None,
+    before_tick: Callable[[], None] | None = None,
 ) -> None:
-    """Tick until done or signalled, then shut down cleanly and print metrics."""
+    """Load, tick until done or signalled, then shut down cleanly and print metrics.
+
+    Signals are caught from before loading: a SIGINT while plugins load still
+    ends with on_cleanup for the ones already loaded.
+    """
     try:
         with stop_on_signals() as stop:
+            load()
             executor.run(ticks=ticks, stop=stop, before_tick=before_tick)
     finally:
         # Read before shutdown, which unloads every plugin.

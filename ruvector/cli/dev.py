@@ -81,8 +81,7 @@ def dev_run(
         state_dir=str(state_dir), tick_interval_ms=interval_ms, private_paths=_private(plugin_dir)
     )
     executor = Executor(host, ConsoleObserver())
-    executor.load(spec)
-    run_executor(executor, ticks)
+    run_executor(executor, lambda: executor.load(spec), ticks)
 
 
 def _private(plugin_dir: Path) -> tuple[str, ...]:
@@ -95,6 +94,10 @@ def _private(plugin_dir: Path) -> tuple[str, ...]:
     return tuple(
         str(p.absolute()) for p in (plugin_dir, config, config.absolute().parent / "state")
     )
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a config value")  # as ruvector.toml refuses it
 
 
 def _caps(caps: frozenset[capabilities.Capability]) -> str:
@@ -115,7 +118,7 @@ def _config(pairs: tuple[str, ...]) -> dict[str, object]:
         if not sep or not key:
             raise ConfigError("--set", pair, "expected KEY=VALUE")
         try:
-            config[key] = json.loads(value)
+            config[key] = json.loads(value, parse_constant=_no_constant)
         except ValueError:
-            config[key] = value  # plain text
+            config[key] = value  # plain text, NaN and Infinity included
     return config

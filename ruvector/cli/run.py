@@ -34,11 +34,14 @@ def run(config_path: Path, ticks: int | None) -> None:
     observer = ConsoleObserver()
     specs = _specs(desired, observer)
     executor = Executor(desired.settings, observer)
-    executor.load_all(specs)
-    interval = desired.settings.tick_interval_ms
-    click.echo(f"running {len(executor.plugins)} plugin(s), a tick every {interval} ms")
+
+    def load() -> None:
+        executor.load_all(specs)
+        interval = desired.settings.tick_interval_ms
+        click.echo(f"running {len(executor.plugins)} plugin(s), a tick every {interval} ms")
+
     with on_sighup() as hup:
-        run_executor(executor, ticks, before_tick=lambda: _reload(config_path, executor, hup))
+        run_executor(executor, load, ticks, lambda: _reload(config_path, executor, hup))
 
 
 def _reload(config_path: Path, executor: Executor, hup: threading.Event) -> None:
