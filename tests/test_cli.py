@@ -243,3 +243,16 @@ def test_a_missing_plugin_source_is_reported_and_the_others_run(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "[gone] refused" in result.output
     assert "tick 1: cpu " in result.output
+
+
+def test_a_manifest_asking_for_run_command_is_refused_and_the_others_run(tmp_path: Path) -> None:
+    shell = make_plugin_dir(
+        tmp_path, "shell", module('(func (export "on_tick") (param i32))'), ["RunCommand"]
+    )
+    extra = f'[plugins.installed.shell]\nsource = "dir:{shell}"\n'
+    result = CliRunner().invoke(
+        cli, ["run", "--ticks", "2", "--config", str(write_config(tmp_path, HELLO + extra))]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[shell] refused" in result.output and "RunCommand is not available" in result.output
+    assert "tick 2: cpu " in result.output
