@@ -139,11 +139,24 @@ wasm_sha256 = "{hashlib.sha256(wasm).hexdigest()}"
     return directory
 
 
-def watchdog(proc: subprocess.Popen[str], seconds: float = 30) -> None:
-    """Kill `proc` if the test is still waiting on it: its output then ends."""
+def start_run(config: Path, seconds: float = 30) -> subprocess.Popen[str]:
+    """A real `python -m ruvector run` process, output merged, with a watchdog.
+
+    The watchdog kills the process if the test is still waiting on it after
+    `seconds`: its output then ends, so a missed line fails instead of hanging.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ruvector", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=config.parent,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     timer = threading.Timer(seconds, proc.kill)
     timer.daemon = True
     timer.start()
+    return proc
 
 
 def test_sigterm_stops_gracefully_with_on_cleanup(tmp_path: Path) -> None:
@@ -154,16 +167,8 @@ def test_sigterm_stops_gracefully_with_on_cleanup(tmp_path: Path) -> None:
     config = write_config(
         tmp_path, f'[plugins.installed.tidy]\nsource = "dir:{plugin}"\n', interval_ms=60_000
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ruvector", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = start_run(config)
     assert proc.stdout is not None
-    watchdog(proc)
     for line in proc.stdout:  # wait for the first tick
         if "ticked" in line:
             break
@@ -199,15 +204,8 @@ def test_sighup_switches_to_the_profile_in_the_file(tmp_path: Path) -> None:
     config = write_config(
         tmp_path, f'[plugins.installed.profiled]\nsource = "dir:{plugin}"\n', interval_ms=100
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ruvector", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = start_run(config)
     assert proc.stdout is not None
-    watchdog(proc)
     try:
         for line in proc.stdout:
             if line.startswith("tick 1 done"):
