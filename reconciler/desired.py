@@ -69,6 +69,19 @@ class DesiredPlugin:
     config: Mapping[str, object] = field(default_factory=dict, repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict)  # config key path -> env var
 
+    def stored_config(self) -> dict[str, object]:
+        """The config as written in ruvector.toml: secrets as their env:NAME text.
+
+        What the observed state keeps and plans compare: no secret reaches
+        the disk or a plan, and a changed secret is not a changed config.
+        """
+
+        def unresolve(at: KeyPath, value: object) -> object:
+            name = self.secrets.get(key_path(at))
+            return value if name is None else f"env:{name}"
+
+        return _as_table(map_leaves(dict(self.config), unresolve))
+
     def redacted_config(self) -> dict[str, object]:
         """The config with each secret replaced by "<secret from env:NAME>"."""
 

@@ -1,0 +1,512 @@
+"""The plan: a pure function from (desired, observed, available) to actions.
+
+    plan(desired, installed, available) -> Plan
+
+`desired` is ruvector.toml, `installed` the current generation's plugins,
+`available` what each plugin's source offers now (read by the caller). The
+plan reads no file and changes nothing; apply (a later stage) carries it out.
+A Plan is immutable and serialisable, so `ruvector plan --out` can save one
+and `ruvector reconcile FILE` apply exactly it.
+
+Rules, in order, per plugin:
+- in ruvector.toml and not installed: Install;
+- installed and not in ruvector.toml: Remove;
+- both: the installed artifact stays pinned unless the user moved the pin
+  (a new `version`, a new `source`, or --upgrade); a newer version is an
+  Upgrade, an older one a Downgrade (refused unless the version was pinned
+  in ruvector.toml or --allow-downgrade was given); then Reconfigure,
+  Approve, Enable and Disable for what changed beside the artifact.
+- An install or upgrade whose manifest declares a dangerous capability
+  ruvector.toml does not approve is held (Hold): the old version, if any,
+  keeps running, and the plan says what to approve.
+- An unsigned plugin may hold read-only capabilities only (the design's
+  trust rule): anything more fails the plan.
+- Each plugin's config is validated against its manifest's schema.
+Problems are gathered for every plugin, then raised together as PlanError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deepdiff import DeepDiff
+
+from hostcalls.capabilities import Capability, CapabilityKind, parse_all
+from reconciler.config_schema import validate_config
+from reconciler.desired import DesiredPlugin, DesiredState
+from reconciler.manifest import semver_key
+from ruvector.errors import ConfigError, InputError
+
+FORMAT_VERSION = 1
+
+# What an unsigned plugin may hold: capabilities that only read.
+READ_ONLY = frozenset(
+    {
+        CapabilityKind.READ_SYSTEM_INFO,
+        CapabilityKind.READ_PROCESS_LIST,
+        CapabilityKind.SHOW_NOTIFICATIONS,
+        CapabilityKind.FILESYSTEM_READ,
+        CapabilityKind.REGISTRY_READ,
+    }
+)
+
+
+class PlanError(InputError):
+    """The plan cannot be made; `problems` lists each, naming plugin and key."""
+
+    def __init__(self, problems: Sequence[ConfigError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Available:
+    """What a plugin's source offers now, described (the bytes stay with the caller)."""
+
+    name: str
+    version: str
+    digest: str  # the bundle's content digest
+    wasm_sha256: str
+    source: str  # "dir:/abs" or "file:/abs.rvp"
+    declared: frozenset[Capability]
+    config_schema: Mapping[str, Any] | None = None
+    signed: bool = False  # trust comes with the registry issue
+
+
+class Installed(Protocol):
+    """An installed plugin as the observed state records it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def approved(self) -> tuple[str, ...]: ...
+    @property
+    def declared(self) -> tuple[str, ...]: ...
+    @property
+    def config(self) -> Mapping[str, object]: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+# -- actions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    path: str  # dotted key path inside the plugin's config
+    old: object | None  # None with `added`
+    new: object | None  # None with `removed`
+    kind: str  # "added" | "removed" | "changed"
+
+
+@dataclass(frozen=True)
+class Action:
+    plugin: str
+
+    @property
+    def symbol(self) -> str:
+        return "~"
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Install(Action):
+    version: str
+    source: str
+    capabilities: tuple[str, ...]
+    enabled: bool
+
+    @property
+    def symbol(self) -> str:
+        return "+"
+
+
+@dataclass(frozen=True)
+class Upgrade(Action):
+    from_version: str
+    to_version: str
+    capabilities_added: tuple[str, ...] = ()
+    capabilities_removed: tuple[str, ...] = ()
+    same_version: bool = False  # the source was rebuilt without a version bump
+
+
+@dataclass(frozen=True)
+class Downgrade(Upgrade):
+    pass
+
+
+@dataclass(frozen=True)
+class Remove(Action):
+    version: str
+
+    @property
+    def symbol(self) -> str:
+        return "-"
+
+
+@dataclass(frozen=True)
+class Reconfigure(Action):
+    changes: tuple[ConfigChange, ...]
+
+
+@dataclass(frozen=True)
+class Approve(Action):
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Enable(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class Disable(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class Hold(Action):
+    """An install or upgrade waiting for approvals; nothing changes for it."""
+
+    version: str
+    needs: tuple[str, ...]  # capability texts to approve in ruvector.toml
+
+    @property
+    def symbol(self) -> str:
+        return "!"
+
+
+# -- the plan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One plugin of the generation the plan leads to."""
+
+    name: str
+    version: str
+    digest: str
+    source: str
+    approved: tuple[str, ...]
+    declared: tuple[str, ...]
+    config: Mapping[str, object]  # as written in ruvector.toml: env: references, no secrets
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    base_generation: int | None  # the observed generation this plan was made against
+    actions: tuple[Action, ...]
+    target: tuple[Target, ...]  # every plugin of the next generation, sorted
+    notes: tuple[str, ...] = ()
+    format_version: int = field(default=FORMAT_VERSION)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(not isinstance(a, Hold) for a in self.actions)
+
+    def counts(self) -> tuple[int, int, int]:
+        """(to install, to change, to remove); a plugin counts once."""
+        install = {a.plugin for a in self.actions if isinstance(a, Install)}
+        remove = {a.plugin for a in self.actions if isinstance(a, Remove)}
+        change = {a.plugin for a in self.actions if not isinstance(a, Install | Remove | Hold)}
+        return len(install), len(change - install - remove), len(remove)
+
+
+def plan(
+    desired: DesiredState,
+    installed: Sequence[Installed],
+    available: Mapping[str, Available],
+    *,
+    base_generation: int | None = None,
+    kept: Mapping[str, Available] | None = None,
+    upgrade: bool = False,
+    allow_downgrade: bool = False,
+) -> Plan:
+    """Diff desired against installed, given what the sources offer.
+
+    `available` must hold an entry for every plugin of `desired`; `kept`
+    describes the installed artifacts (from the store), whose config schema
+    applies while a pin stays. Raises
+    PlanError listing every problem (invalid config, refused downgrade,
+    trust rule, a source holding another version than the one pinned).
+    """
+    current = {p.name: p for p in installed}
+    wanted = {p.name: p for p in desired.plugins}
+    actions: list[Action] = []
+    targets: list[Target] = []
+    notes: list[str] = []
+    problems: list[ConfigError] = []
+    for name in sorted(set(current) | set(wanted)):
+        step = _plan_one(
+            wanted.get(name),
+            current.get(name),
+            available.get(name),
+            (kept or {}).get(name),
+            upgrade,
+            allow_downgrade,
+        )
+        actions += step.actions
+        targets += step.target
+        notes += step.notes
+        problems += step.problems
+    if problems:
+        raise PlanError(problems)
+    return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
+
+
+@dataclass
+class _Step:
+    actions: list[Action] = field(default_factory=list)
+    target: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[ConfigError] = field(default_factory=list)
+
+
+def _plan_one(
+    want: DesiredPlugin | None,
+    have: Installed | None,
+    offer: Available | None,
+    kept: Available | None,
+    upgrade: bool,
+    allow_downgrade: bool,
+) -> _Step:
+    step = _Step()
+    if want is None:
+        assert have is not None
+        step.actions.append(Remove(have.name, have.version))
+        return step
+    if offer is None:
+        step.problems.append(_error(want, "source", f"{want.source} offers nothing"))
+        return step
+    step.problems += _check(want, offer)
+    if step.problems:
+        return step
+    if have is None:
+        return _install(want, offer, step)
+    return _update(want, have, offer, kept, step, upgrade, allow_downgrade)
+
+
+def _check(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
+    problems = []
+    if offer.name != want.name:
+        problems.append(_error(want, "source", f"{offer.source} holds plugin '{offer.name}'"))
+    if want.version is not None and offer.version != want.version:
+        problems.append(
+            _error(
+                want,
+                "version",
+                f"{want.version} is pinned but {offer.source} holds {offer.version}",
+            )
+        )
+    if not offer.signed:
+        beyond = sorted(str(c) for c in offer.declared if c.kind not in READ_ONLY)
+        if beyond:
+            problems.append(
+                _error(
+                    want,
+                    "source",
+                    f"{offer.name} {offer.version} is unsigned and declares {', '.join(beyond)}: "
+                    "unsigned plugins may hold read-only capabilities only",
+                )
+            )
+    return problems
+
+
+def _validate(want: DesiredPlugin, runs: Available | None) -> list[ConfigError]:
+    """The config against the schema of the artifact that will run it."""
+    if runs is None or runs.config_schema is None:
+        return []
+    try:
+        validate_config(
+            want.name,
+            dict(runs.config_schema),
+            want.config,
+            file=str(want.origin),
+            secrets=want.secrets,
+        )
+    except ConfigError as exc:
+        return [exc]
+    return []
+
+
+def _install(want: DesiredPlugin, offer: Available, step: _Step) -> _Step:
+    step.problems += _validate(want, offer)
+    needs = _unapproved(want, offer.declared)
+    if needs:
+        step.actions.append(Hold(want.name, offer.version, needs))
+        step.notes.append(_hold_note(want.name, offer.version, needs))
+        return step
+    caps = tuple(sorted(str(c) for c in offer.declared))
+    step.actions.append(Install(want.name, offer.version, offer.source, caps, want.enabled))
+    step.target.append(_target(want, offer))
+    return step
+
+
+def _update(
+    want: DesiredPlugin,
+    have: Installed,
+    offer: Available,
+    kept: Available | None,
+    step: _Step,
+    upgrade: bool,
+    allow_downgrade: bool,
+) -> _Step:
+    moved = offer.digest != have.digest
+    asked = upgrade or want.version not in (None, have.version) or str(want.source) != have.source
+    if moved and not asked:
+        step.notes.append(
+            f"{want.name}: {offer.source} now offers {offer.version} "
+            f"(installed {have.version} stays pinned; take it with `ruvector reconcile --upgrade`)"
+        )
+    artifact = _move_pin(want, have, offer, step, allow_downgrade) if moved and asked else None
+    step.problems += _validate(want, artifact or kept)
+    if step.problems:
+        return step
+    # Held or not moved, the installed artifact keeps running, with what
+    # changed beside it (config, approvals, enabled).
+    step.actions += _beside(want, have)
+    step.target.append(_target(want, offer) if artifact else _keep(want, have))
+    return step
+
+
+def _move_pin(
+    want: DesiredPlugin, have: Installed, offer: Available, step: _Step, allow_downgrade: bool
+) -> Available | None:
+    older = semver_key(offer.version) < semver_key(have.version)
+    if older and not (allow_downgrade or want.version == offer.version):
+        step.problems.append(
+            _error(
+                want,
+                "version",
+                f"{offer.source} holds {offer.version}, older than the installed "
+                f'{have.version}: pin version = "{offer.version}" or pass --allow-downgrade',
+            )
+        )
+        return None
+    before = frozenset(parse_all(have.declared))
+    needs = _unapproved(want, offer.declared - before)
+    if needs:
+        step.actions.append(Hold(want.name, offer.version, needs))
+        step.notes.append(_hold_note(want.name, offer.version, needs, have.version))
+        return None
+    kind = Downgrade if older else Upgrade
+    step.actions.append(
+        kind(
+            want.name,
+            have.version,
+            offer.version,
+            tuple(sorted(str(c) for c in offer.declared - before)),
+            tuple(sorted(str(c) for c in before - offer.declared)),
+            same_version=offer.version == have.version,
+        )
+    )
+    return offer
+
+
+def _beside(want: DesiredPlugin, have: Installed) -> list[Action]:
+    """What changes besides the artifact: config, approvals, enabled."""
+    out: list[Action] = []
+    changes = config_diff(have.config, want.stored_config())
+    if changes:
+        out.append(Reconfigure(want.name, changes))
+    approved_now = tuple(sorted(str(c) for c in want.approved))
+    added = tuple(sorted(set(approved_now) - set(have.approved)))
+    removed = tuple(sorted(set(have.approved) - set(approved_now)))
+    if added or removed:
+        out.append(Approve(want.name, added, removed))
+    if want.enabled != have.enabled:
+        out.append(Enable(want.name) if want.enabled else Disable(want.name))
+    return out
+
+
+def _unapproved(want: DesiredPlugin, declared: frozenset[Capability]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            str(c) for c in declared if c.dangerous and not any(a.covers(c) for a in want.approved)
+        )
+    )
+
+
+def _hold_note(name: str, version: str, needs: tuple[str, ...], old: str | None = None) -> str:
+    keeps = f"; {old} keeps running" if old else ""
+    approve = ", ".join(f'"{n}"' for n in needs)
+    return (
+        f"{name} {version} is held{keeps}: it needs approval of {', '.join(needs)}. "
+        f"Add them to plugins.installed.{name}.approve = [{approve}]"
+    )
+
+
+def _target(want: DesiredPlugin, offer: Available) -> Target:
+    return Target(
+        want.name,
+        offer.version,
+        offer.digest,
+        offer.source,
+        tuple(sorted(str(c) for c in want.approved)),
+        tuple(sorted(str(c) for c in offer.declared)),
+        want.stored_config(),
+        want.enabled,
+    )
+
+
+def _keep(want: DesiredPlugin, have: Installed) -> Target:
+    return Target(
+        want.name,
+        have.version,
+        have.digest,
+        have.source,
+        tuple(sorted(str(c) for c in want.approved)),
+        tuple(have.declared),
+        want.stored_config(),
+        want.enabled,
+    )
+
+
+def _error(want: DesiredPlugin, key: str, message: str) -> ConfigError:
+    return ConfigError(str(want.origin), f"plugins.installed.{want.name}.{key}", message)
+
+
+def config_diff(old: Mapping[str, object], new: Mapping[str, object]) -> tuple[ConfigChange, ...]:
+    """Per-key changes between two configs as written (env: references, not secrets)."""
+    diff = DeepDiff(dict(old), dict(new), verbose_level=2)
+    changes = []
+    for report, levels in diff.tree.items():
+        kind = _KINDS.get(report, "changed")
+        for level in levels:
+            path = ".".join(str(p) for p in level.path(output_format="list"))
+            before = None if kind == "added" else level.t1
+            after = None if kind == "removed" else level.t2
+            changes.append(ConfigChange(path, before, after, kind))
+    return tuple(sorted(changes, key=lambda c: c.path))
+
+
+_KINDS = {
+    "dictionary_item_added": "added",
+    "iterable_item_added": "added",
+    "dictionary_item_removed": "removed",
+    "iterable_item_removed": "removed",
+}
+
+
+def config_hash(config: Mapping[str, object]) -> str:
+    """sha256 of a config's canonical JSON: equal configs, equal hashes."""
+    data = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(data.encode()).hexdigest()
