@@ -4,6 +4,7 @@ and the expected actions, counts, next generation, notes or problems."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 import yaml
 
 from hostcalls.capabilities import parse_all
+from reconciler import plan_json
 from reconciler.desired import load_desired
 from reconciler.plan import Available, Plan, PlanError, plan
+from ruvector.errors import ConfigError
 
 CASES = Path(__file__).parent / "plan_cases"
 
@@ -110,3 +113,13 @@ def test_plan(case: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for fragment in expect.get("notes", []):
         assert any(fragment in n for n in result.notes), (fragment, result.notes)
     assert "s3cret" not in repr(result)  # secrets stay env: references
+    # the versioned JSON form is valid against its schema and round-trips
+    assert plan_json.from_json(json.loads(plan_json.dumps(result)), "plan.json") == result
+
+
+def test_a_damaged_saved_plan_is_refused_with_its_key(tmp_path: Path) -> None:
+    bad = {"format_version": 1, "base_generation": None, "summary": {"install": 0, "change": 0, "remove": 0},
+           "has_changes": False, "actions": [{"kind": "install", "plugin": "a"}], "target": [], "notes": []}  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        plan_json.from_json(bad, "saved.json")
+    assert info.value.file == "saved.json" and info.value.key.startswith("actions[0]")
