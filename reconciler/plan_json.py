@@ -85,8 +85,14 @@ def _load_action(data: dict[str, Any]) -> p.Action:
 
 def _load_target(data: dict[str, Any]) -> p.Target:
     return p.Target(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "config"},
+        name=data["name"],
+        version=data["version"],
+        digest=data["digest"],
+        source=data["source"],
+        approved=tuple(data["approved"]),
+        declared=tuple(data["declared"]),
         config=data["config"],
+        enabled=data["enabled"],
     )
 
 
