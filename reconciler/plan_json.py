@@ -80,7 +80,8 @@ def _load_action(data: dict[str, Any]) -> p.Action:
     kwargs = {k: v for k, v in data.items() if k != "kind"}
     if cls is p.Reconfigure:
         kwargs["changes"] = tuple(p.ConfigChange(**c) for c in kwargs["changes"])
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+    fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return cls(**fixed)
 
 
 def _load_target(data: dict[str, Any]) -> p.Target:
