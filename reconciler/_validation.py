@@ -105,11 +105,12 @@ def read_capped(path: Path, cap: int, file: str, key: str) -> bytes:
     except OSError as exc:
         raise ConfigError(file, key, f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > cap:
-        raise ConfigError(file, key, f"{path} is larger than the {_size(cap)} limit")
+        raise ConfigError(file, key, f"{path} is larger than the {size_text(cap)} limit")
     return data
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A byte count for messages: '16 MiB', '256 KiB'."""
     return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
 
 
@@ -141,11 +142,19 @@ class Document:
 def load_document(path: Path, schema_name: str, *, max_bytes: int) -> Document:
     """Read a TOML file with tomllib and check it against one of our schemas.
 
-    Raises ConfigError: unreadable or too large, not UTF-8, a TOML syntax
-    error (with its line), or the first schema violation (with its key path).
+    Raises ConfigError: unreadable or too large, and what parse_document raises.
     """
     file = str(path)
-    raw = read_capped(path, max_bytes, file, "")
+    return parse_document(read_capped(path, max_bytes, file, ""), file, schema_name)
+
+
+def parse_document(raw: bytes, file: str, schema_name: str) -> Document:
+    """Parse TOML bytes (named `file` in errors) and check them against one of our schemas.
+
+    The caller bounds the size of `raw`. Raises ConfigError: not UTF-8, a
+    TOML syntax error (with its line), or the first schema violation (with
+    its key path).
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

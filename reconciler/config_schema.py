@@ -52,7 +52,15 @@ def load_config_schema(path: Path) -> dict[str, Any]:
     where in the schema).
     """
     file = str(path)
-    raw = read_capped(path, MAX_SCHEMA_BYTES, file, "")
+    return parse_config_schema(read_capped(path, MAX_SCHEMA_BYTES, file, ""), file)
+
+
+def parse_config_schema(raw: bytes, file: str) -> dict[str, Any]:
+    """Parse a plugin's JSON Schema from bytes (named `file` in errors) and check it.
+
+    The caller bounds the size of `raw` (MAX_SCHEMA_BYTES). Raises
+    ConfigError (file = `file`) as load_config_schema does, reading aside.
+    """
     try:
         schema = json.loads(raw)
     except UnicodeDecodeError:

@@ -17,7 +17,13 @@ from pathlib import Path, PureWindowsPath
 
 import ruvector
 from hostcalls.capabilities import Capability
-from reconciler._validation import Document, KeyPath, load_document, parse_capabilities
+from reconciler._validation import (
+    Document,
+    KeyPath,
+    parse_capabilities,
+    parse_document,
+    read_capped,
+)
 from ruvector.errors import PluginRefused
 
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -46,7 +52,7 @@ def current_platform() -> Platform | None:
 class Manifest:
     """A validated manifest.toml. Paths are relative to `directory`."""
 
-    directory: Path  # the plugin directory, which holds manifest.toml
+    directory: Path  # what holds manifest.toml: the plugin directory or its bundle
     name: str
     version: str
     author: str
@@ -74,13 +80,26 @@ def load_manifest(path: Path) -> Manifest:
     PluginRefused for a valid one that needs a newer ruvector or another
     platform.
     """
-    doc = load_document(path, "manifest.schema.json", max_bytes=MAX_MANIFEST_BYTES)
+    raw = read_capped(path, MAX_MANIFEST_BYTES, str(path), "")
+    return parse_manifest(raw, str(path), path.parent)
+
+
+def parse_manifest(raw: bytes, file: str, directory: Path, *, check_host: bool = True) -> Manifest:
+    """Check the bytes of a manifest.toml, named `file` in errors.
+
+    `directory` is what holds the manifest (a plugin directory, or a bundle)
+    and becomes Manifest.directory. The caller bounds the size of `raw`
+    (MAX_MANIFEST_BYTES). Raises ConfigError as load_manifest does, reading
+    aside, and PluginRefused likewise unless `check_host` is False: packing
+    a plugin for another platform must not need that platform.
+    """
+    doc = parse_document(raw, file, "manifest.schema.json")
     data = doc.data
     for key in ("wasm_file", "config_schema"):
         if key in data:
             _check_relative(doc, (key,), data[key])
     manifest = Manifest(
-        directory=path.parent,
+        directory=directory,
         name=data["name"],
         version=data["version"],
         author=data["author"],
@@ -95,7 +114,8 @@ def load_manifest(path: Path) -> Manifest:
         config_schema=data.get("config_schema"),
         signature=data.get("signature"),
     )
-    _check_compatible(manifest)
+    if check_host:
+        _check_compatible(manifest)
     return manifest
 
 

@@ -98,13 +98,18 @@ def _spec(
 
 
 def _inside(manifest: Manifest, relative: str, key: str) -> Path:
-    """The real path of a manifest path; ConfigError if a symlink leads out."""
+    return path_inside(manifest.directory, relative, str(manifest.path), key)
+
+
+def path_inside(directory: Path, relative: str, file: str, key: str) -> Path:
+    """The real path of `relative` in `directory`.
+
+    Raises ConfigError (at `file`/`key`) if a symlink leads it outside.
+    """
     # load_manifest refused ".." and absolute paths; symlinks are only
     # visible on disk, so they are checked here, where the file is read.
-    root = manifest.directory.resolve()
-    target = (manifest.directory / relative).resolve()
+    root = directory.resolve()
+    target = (directory / relative).resolve()
     if not target.is_relative_to(root):
-        raise ConfigError(
-            str(manifest.path), key, f"'{relative}' leads outside the plugin directory"
-        )
+        raise ConfigError(file, key, f"'{relative}' leads outside the plugin directory")
     return target

@@ -139,7 +139,7 @@ wasm_sha256 = "{hashlib.sha256(wasm).hexdigest()}"
     return directory
 
 
-def start_run(config: Path, seconds: float = 30) -> subprocess.Popen[str]:
+def start_run(config: Path, seconds: float = 90) -> subprocess.Popen[str]:
     """A real `python -m ruvector run` process, output merged, with a watchdog.
 
     The watchdog kills the process if the test is still waiting on it after
