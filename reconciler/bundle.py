@@ -40,6 +40,7 @@ from reconciler._validation import key_path, read_capped, size_text
 from reconciler.config_schema import MAX_SCHEMA_BYTES, parse_config_schema
 from reconciler.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from reconciler.plugin_dir import MAX_WASM_BYTES, path_inside
+from reconciler.store import digest_of
 from ruvector.atomic import atomic_write
 from ruvector.errors import ConfigError, HostFault
 
@@ -80,10 +81,7 @@ class Bundle:
     @functools.cached_property
     def digest(self) -> str:
         """sha256 hex of the canonical content (see the module docstring)."""
-        h = hashlib.sha256()
-        for name in sorted(self.files):
-            h.update(f"{name}\0{hashlib.sha256(self.files[name]).hexdigest()}\n".encode())
-        return h.hexdigest()
+        return digest_of(self.files)  # the store addresses artifacts by the same digest
 
     def wasm(self) -> bytes:
         return self.files[self.manifest.wasm_file]

@@ -43,6 +43,7 @@ _ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 
 class SourceKind(enum.Enum):
     DIR = "dir"  # a plugin directory on this machine (manifest.toml + wasm)
+    FILE = "file"  # a plugin bundle (.rvp) on this machine
 
 
 @dataclass(frozen=True)
@@ -200,16 +201,23 @@ def _plugin(
 
 def _source(doc: Document, at: KeyPath, text: str, base: Path) -> Source:
     scheme, sep, rest = text.partition(":")
-    if not sep or scheme != SourceKind.DIR.value:
+    kinds = {k.value: k for k in SourceKind}
+    if not sep or scheme not in kinds:
         raise doc.error(
-            at, f"unsupported source '{text}': this version supports only dir:PATH (a directory)"
+            at,
+            f"unsupported source '{text}': this version supports dir:PATH (a plugin "
+            "directory) and file:PATH (a .rvp bundle)",
         )
+    kind = kinds[scheme]
     if not rest:
-        raise doc.error(at, "dir: needs a path, e.g. dir:examples/hello")
+        example = "dir:examples/hello" if kind is SourceKind.DIR else "file:hello-0.1.0.rvp"
+        raise doc.error(at, f"{scheme}: needs a path, e.g. {example}")
     path = _absolute(base, rest)
-    if not path.is_dir():
+    if kind is SourceKind.DIR and not path.is_dir():
         raise doc.error(at, f"{path} is not a directory")
-    return Source(SourceKind.DIR, path)
+    if kind is SourceKind.FILE and not path.is_file():
+        raise doc.error(at, f"{path} is not a file")
+    return Source(kind, path)
 
 
 def _absolute(base: Path, text: str) -> Path:

@@ -209,7 +209,7 @@ BAD = [
     (
         "[plugins.installed.hello]\nsource = 'registry:hello'\n",
         "plugins.installed.hello.source",
-        "supports only dir:PATH",
+        "supports dir:PATH (a plugin directory) and file:PATH",
         2,
     ),
     (
