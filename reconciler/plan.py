@@ -182,6 +182,14 @@ class Disable(Action):
 
 
 @dataclass(frozen=True)
+class Repair(Action):
+    """Drift: installed files changed under state/; publish the artifact again."""
+
+    digest: str
+    files: tuple[str, ...]  # e.g. "changed plugin.wasm"
+
+
+@dataclass(frozen=True)
 class Hold(Action):
     """An install or upgrade waiting for approvals; nothing changes for it."""
 
@@ -237,6 +245,7 @@ def plan(
     *,
     base_generation: int | None = None,
     kept: Mapping[str, Available] | None = None,
+    drift: Mapping[str, Sequence[str]] | None = None,
     upgrade: bool = False,
     allow_downgrade: bool = False,
 ) -> Plan:
@@ -244,7 +253,8 @@ def plan(
 
     `available` must hold an entry for every plugin of `desired`; `kept`
     describes the installed artifacts (from the store), whose config schema
-    applies while a pin stays. Raises
+    applies while a pin stays; `drift` lists, per installed plugin, files
+    found changed under state/ (a Repair when its artifact stays). Raises
     PlanError listing every problem (invalid config, refused downgrade,
     trust rule, a source holding another version than the one pinned).
     """
@@ -267,9 +277,22 @@ def plan(
         targets += step.target
         notes += step.notes
         problems += step.problems
+    actions += _repairs(targets, current, drift or {})
     if problems:
         raise PlanError(problems)
     return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
+
+
+def _repairs(
+    targets: Sequence[Target], current: Mapping[str, Installed], drift: Mapping[str, Sequence[str]]
+) -> list[Action]:
+    """Repair each drifted artifact the next generation keeps (a new one is put fresh)."""
+    out: list[Action] = []
+    for t in targets:
+        have = current.get(t.name)
+        if have is not None and have.digest == t.digest and drift.get(t.name):
+            out.append(Repair(t.name, t.digest, tuple(drift[t.name])))
+    return out
 
 
 @dataclass

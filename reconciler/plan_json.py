@@ -29,6 +29,7 @@ ACTION_TYPES: dict[str, type[p.Action]] = {
         p.Enable,
         p.Disable,
         p.Hold,
+        p.Repair,
     )
 }
 

@@ -71,7 +71,7 @@ def run_case(case: dict[str, Any], root: Path) -> Plan:
     desired = load_desired(config)
     installed = [installed_of(e, root) for e in case.get("installed", [])]
     available = {n: available_of(n, e, root) for n, e in case.get("available", {}).items()}
-    return plan(desired, installed, available, **case.get("flags", {}))
+    return plan(desired, installed, available, drift=case.get("drift"), **case.get("flags", {}))
 
 
 def assert_action(got: Any, want: dict[str, Any]) -> None:

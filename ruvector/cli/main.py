@@ -12,6 +12,7 @@ import click
 from ruvector import __version__
 from ruvector.cli.dev import dev
 from ruvector.cli.plugin import plugin
+from ruvector.cli.reconcile import plan_command, reconcile_command, rollback_command
 from ruvector.cli.run import run
 from ruvector.errors import HostFault, InputError
 
@@ -41,5 +42,8 @@ def cli(verbose: bool) -> None:
 cli.add_command(run)
 cli.add_command(dev)
 cli.add_command(plugin)
+cli.add_command(plan_command)
+cli.add_command(reconcile_command)
+cli.add_command(rollback_command)
 
 main: Callable[..., Any] = cli

@@ -89,6 +89,8 @@ def _describe(action: p.Action) -> list[str]:
             return ["enable"]
         case p.Disable():
             return ["disable"]
+        case p.Repair():
+            return [f"repair drift under state/: {', '.join(action.files)}"]
         case p.Hold():
             return [f"hold {action.version}: needs approval of {', '.join(action.needs)}"]
     return [action.kind]

@@ -1,0 +1,287 @@
+"""Observe, plan and apply: from ruvector.toml to a new generation, atomically.
+
+    observe(store) -> Observed            what is installed, and its drift
+    make_plan(desired, observed, offers) -> Plan
+    apply(plan, offers, store) -> Applied
+
+apply stages every artifact the new generation needs (content-addressed, so
+staging never disturbs what runs), repairs drifted ones, writes the new
+generation's record and only then switches `current`: the one atomic step.
+A failure before the switch leaves the previous generation in force and
+reports which steps were done. The caller holds the ReconcileLock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler.config_schema import parse_config_schema
+from reconciler.desired import DesiredState
+from reconciler.manifest import MANIFEST_NAME, parse_manifest
+from reconciler.plan import Available, Plan, PlanError, Repair, Target, config_hash, plan
+from reconciler.sources import Offers
+from reconciler.store import (
+    Generation,
+    InstalledPlugin,
+    StateError,
+    StateStore,
+    Trust,
+    hashes_of,
+    pins_of,
+)
+from ruvector.errors import HostFault, InputError
+
+
+class StalePlan(InputError):
+    """A saved plan no longer matches what is installed or offered."""
+
+
+class EmptyRefused(InputError):
+    """The plan would remove every plugin and --allow-empty was not given."""
+
+
+class ApplyFailed(HostFault):
+    """Applying stopped part-way; the previous generation is still in force."""
+
+    def __init__(self, cause: Exception, done: list[str], not_done: list[str]) -> None:
+        self.cause, self.done, self.not_done = cause, tuple(done), tuple(not_done)
+        lines = [f"apply failed: {cause}", "the previous generation is still in force"]
+        lines += [f"  done: {d}" for d in done] + [f"  not done: {n}" for n in not_done]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: Generation | None
+    drift: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # plugin -> files
+    kept: Mapping[str, Available] = field(default_factory=dict)  # installed artifacts, described
+
+
+def observe(store: StateStore) -> Observed:
+    """The current generation, its drift, and what its artifacts declare.
+
+    Raises StateError if the state is damaged beyond drift (e.g. a
+    generation record).
+    """
+    generation = store.current()
+    if generation is None:
+        return Observed(None)
+    drift: dict[str, list[str]] = {}
+    for d in store.check_drift(generation):
+        drift.setdefault(d.plugin, []).append(f"{d.kind.value} {d.file}")
+    kept = {
+        p.name: _describe_installed(store, p) for p in generation.plugins if p.name not in drift
+    }
+    return Observed(generation, {k: tuple(v) for k, v in drift.items()}, kept)
+
+
+def _describe_installed(store: StateStore, p: InstalledPlugin) -> Available:
+    directory = store.artifact_dir(p.digest)
+    manifest = parse_manifest(
+        (directory / MANIFEST_NAME).read_bytes(), str(directory / MANIFEST_NAME), directory
+    )
+    schema = None
+    if manifest.config_schema is not None:
+        path = directory / manifest.config_schema
+        schema = parse_config_schema(path.read_bytes(), str(path))
+    return Available(
+        p.name, p.version, p.digest, p.wasm_sha256, p.source, manifest.capabilities, schema
+    )
+
+
+def make_plan(
+    desired: DesiredState,
+    observed: Observed,
+    offers: Offers,
+    *,
+    upgrade: bool = False,
+    allow_downgrade: bool = False,
+) -> Plan:
+    """The plan from here to ruvector.toml. Raises PlanError listing every problem."""
+    if offers.problems:
+        raise PlanError(offers.problems)
+    gen = observed.generation
+    return plan(
+        desired,
+        gen.plugins if gen else (),
+        offers.available,
+        base_generation=gen.number if gen else None,
+        kept=observed.kept,
+        drift=observed.drift,
+        upgrade=upgrade,
+        allow_downgrade=allow_downgrade,
+    )
+
+
+@dataclass(frozen=True)
+class Applied:
+    generation: Generation | None  # in force after apply
+    done: tuple[str, ...]
+
+
+def apply(
+    plan_: Plan,
+    offers: Offers,
+    store: StateStore,
+    *,
+    allow_empty: bool = False,
+) -> Applied:
+    """Carry out `plan_`. Raises StalePlan, EmptyRefused, or ApplyFailed."""
+    current = store.current()
+    check_base(plan_, current)
+    if not plan_.has_changes:
+        return Applied(current, ())
+    if not plan_.target and current is not None and current.plugins and not allow_empty:
+        raise EmptyRefused(
+            "this would remove every plugin; pass --allow-empty if that is what you want"
+        )
+    if all(isinstance(a, Repair) for a in plan_.actions):
+        # Drift only: the same generation, its files put back.
+        steps = _repair_steps(plan_, offers, store)
+    else:
+        steps = _steps(plan_, offers, store, current)
+    done: list[str] = []
+    for i, (text, step) in enumerate(steps):
+        try:
+            step()
+        except (StateError, ValueError, OSError) as exc:
+            raise ApplyFailed(exc, done, [t for t, _ in steps[i:]]) from None
+        done.append(text)
+    generation = store.current()
+    assert generation is not None
+    try:
+        store.write_pins(pins_of(generation))
+    except StateError as exc:  # pins are derived from the generation: rewritten next time
+        done.append(f"(warning) pins not written: {exc}")
+    return Applied(generation, tuple(done))
+
+
+def check_base(plan_: Plan, current: Generation | None) -> None:
+    """Raise StalePlan unless `plan_` was made against `current`."""
+    number = current.number if current else None
+    if plan_.base_generation != number:
+        raise StalePlan(
+            f"the plan was made against generation {plan_.base_generation}, "
+            f"but generation {number} is installed now: make a new plan"
+        )
+
+
+Step = tuple[str, Callable[[], None]]
+
+
+def _steps(
+    plan_: Plan, offers: Offers, store: StateStore, current: Generation | None
+) -> list[Step]:
+    installed = {p.name: p for p in current.plugins} if current else {}
+    steps: list[Step] = []
+    records = []
+    for t in plan_.target:
+        have = installed.get(t.name)
+        if have is not None and have.digest == t.digest:
+            records.append(_record(t, have.files, have.wasm_sha256))
+            continue
+        files = _files_for(t, offers)
+        steps.append((f"staged {t.name} {t.version}", _put(store, files, t.digest)))
+        records.append(_record(t, hashes_of(files), offers.bundles[t.name].manifest.wasm_sha256))
+    steps += _repair_steps(plan_, offers, store)
+    number = store.next_number()
+    generation = Generation(
+        number=number,
+        created_at=time.time(),
+        plugins=tuple(records),
+        summary=_summary_of(plan_),
+        parent=current.number if current else None,
+    )
+    steps.append((f"recorded generation {number}", lambda: store.write_generation(generation)))
+    steps.append((f"switched to generation {number}", lambda: store.switch(number)))
+    return steps
+
+
+def _repair_steps(plan_: Plan, offers: Offers, store: StateStore) -> list[Step]:
+    steps: list[Step] = []
+    for a in plan_.actions:
+        if isinstance(a, Repair):
+            files = _files_for(_target_of(plan_, a.plugin), offers)
+            steps.append(
+                (f"repaired {a.plugin} ({', '.join(a.files)})", _replace(store, files, a.digest))
+            )
+    return steps
+
+
+def _files_for(t: Target, offers: Offers) -> Mapping[str, bytes]:
+    bundle = offers.bundles.get(t.name)
+    if bundle is None or bundle.digest != t.digest:
+        raise StalePlan(
+            f"{t.source} no longer offers {t.name} {t.version} ({t.digest[:12]}): make a new plan"
+        )
+    return bundle.files
+
+
+def _target_of(plan_: Plan, name: str) -> Target:
+    return next(t for t in plan_.target if t.name == name)
+
+
+def _put(store: StateStore, files: Mapping[str, bytes], digest: str) -> Callable[[], None]:
+    def put() -> None:
+        store.put_artifact(files, digest)
+
+    return put
+
+
+def _replace(store: StateStore, files: Mapping[str, bytes], digest: str) -> Callable[[], None]:
+    def replace() -> None:
+        store.replace_artifact(files, digest)
+
+    return replace
+
+
+def _record(t: Target, files: Mapping[str, str], wasm_sha256: str) -> InstalledPlugin:
+    config = dict(t.config)
+    return InstalledPlugin(
+        name=t.name,
+        version=t.version,
+        digest=t.digest,
+        wasm_sha256=wasm_sha256,
+        source=t.source,
+        approved=t.approved,
+        config=config,
+        config_hash=config_hash(config),
+        enabled=t.enabled,
+        trust=Trust.UNSIGNED,
+        files=dict(files),
+        declared=t.declared,
+    )
+
+
+def _summary_of(plan_: Plan) -> str:
+    install, change, remove = plan_.counts()
+    return f"{install} installed, {change} changed, {remove} removed"
+
+
+def rollback(store: StateStore) -> Generation:
+    """Make the current generation's parent current again.
+
+    Raises InputError if there is none; StateError if the state is damaged.
+    """
+    previous = store.previous()
+    if previous is None:
+        raise InputError("there is no previous generation to return to")
+    store.switch(previous.number)
+    store.write_pins(pins_of(previous))
+    return previous
+
+
+__all__ = [
+    "Applied",
+    "ApplyFailed",
+    "EmptyRefused",
+    "Observed",
+    "StalePlan",
+    "apply",
+    "check_base",
+    "make_plan",
+    "observe",
+    "rollback",
+]
