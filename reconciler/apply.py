@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 from reconciler.config_schema import parse_config_schema
 from reconciler.desired import DesiredState
+from reconciler.lock import ReconcileLock
 from reconciler.manifest import MANIFEST_NAME, parse_manifest
 from reconciler.plan import Available, Plan, PlanError, Repair, Target, config_hash, plan
-from reconciler.sources import Offers
+from reconciler.sources import Offers, read_sources
 from reconciler.store import (
     Generation,
     InstalledPlugin,
@@ -283,5 +284,33 @@ __all__ = [
     "check_base",
     "make_plan",
     "observe",
+    "reconcile",
     "rollback",
 ]
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    plan: Plan
+    applied: Applied
+
+
+def reconcile(
+    desired: DesiredState,
+    store: StateStore,
+    *,
+    upgrade: bool = False,
+    allow_downgrade: bool = False,
+    allow_empty: bool = False,
+) -> Reconciled:
+    """Lock, observe, read the sources, plan and apply: the whole loop once.
+
+    Raises LockHeld, PlanError, StalePlan, EmptyRefused, ApplyFailed or
+    StateError; the previous generation stays in force on any of them.
+    """
+    with ReconcileLock(store.state_dir):
+        offers = read_sources(desired)
+        made = make_plan(
+            desired, observe(store), offers, upgrade=upgrade, allow_downgrade=allow_downgrade
+        )
+        return Reconciled(made, apply(made, offers, store, allow_empty=allow_empty))

@@ -31,14 +31,13 @@ from reconciler._validation import (
     map_leaves,
     parse_capabilities,
 )
-from ruvector.errors import ConfigError
 
 MAX_DESIRED_BYTES = 1 << 20
 DEFAULT_PLUGIN_DIR = "~/.ruvector/plugins"
 DEFAULT_REGISTRY_URL = "https://plugins.ruvector.dev/api/v1"
 
 # Only this exact form is a reference: "env: x" or "see env:X" stay text.
-_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 class SourceKind(enum.Enum):
@@ -105,34 +104,25 @@ class DesiredState:
     plugin_dir: Path  # absolute
     registry_url: str
     auto_update: bool
-    # (plugin, error) for entries left out by load_desired(skip_bad_plugins=True)
-    problems: tuple[tuple[str, ConfigError], ...] = ()
 
 
-def load_desired(path: Path, *, skip_bad_plugins: bool = False) -> DesiredState:
+def load_desired(path: Path) -> DesiredState:
     """Load ruvector.toml.
 
     Raises ConfigError (file = `path`, key = the dotted key, line when it
     can be found) for a missing, malformed or invalid file, an unknown key
     (with a "did you mean"), an unsupported or missing source, a refused or
     malformed capability, or an `env:NAME` value whose variable is unset.
-    With skip_bad_plugins, an error confined to one plugin's entry (its
-    source, capabilities, env values) leaves that plugin out and is kept in
-    DesiredState.problems instead, so the other plugins can run.
     """
     doc = load_document(path, "ruvector.schema.json", max_bytes=MAX_DESIRED_BYTES)
     section: dict[str, Any] = doc.data.get("plugins", {})
     base = path.absolute().parent
     limits = _limits(section, Limits())
     installed: dict[str, Any] = section.get("installed", {})
-    plugins, problems = [], []
-    for name in sorted(installed):
-        try:
-            plugins.append(_plugin(doc, path, name, installed[name], base, limits))
-        except ConfigError as exc:
-            if not skip_bad_plugins:
-                raise
-            problems.append((name, exc))
+    # Every entry or none: leaving a bad one out would plan its removal.
+    plugins = [
+        _plugin(doc, path, name, installed[name], base, limits) for name in sorted(installed)
+    ]
     plugin_dir = _absolute(base, section.get("plugin_dir", DEFAULT_PLUGIN_DIR))
     # No plugin may touch the desired state or another plugin's files,
     # whatever its file grant: rewriting either would widen its own rights.
@@ -147,7 +137,6 @@ def load_desired(path: Path, *, skip_bad_plugins: bool = False) -> DesiredState:
         plugin_dir=plugin_dir,
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
-        problems=tuple(problems),
     )
 
 
@@ -234,7 +223,7 @@ def _resolve_config(
 
     def resolve(rel: KeyPath, value: object) -> object:
         _check_plain(doc, (*at, *rel), value)
-        m = _ENV_REF.match(value) if isinstance(value, str) else None
+        m = ENV_REF.match(value) if isinstance(value, str) else None
         if m is None:
             return value
         name = m.group(1)

@@ -75,28 +75,6 @@ def test_bad_config_is_one_line_naming_file_line_and_key(tmp_path: Path) -> None
     assert "Traceback" not in result.output
 
 
-def test_a_plugin_that_cannot_load_is_reported_and_the_others_run(tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            "--ticks",
-            "1",
-            "--config",
-            str(
-                write_config(
-                    tmp_path, HELLO + f'[plugins.installed.broken]\nsource = "dir:{broken}"\n'
-                )
-            ),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert "[broken] refused" in result.output and "manifest.toml" in result.output
-    assert "tick 1: cpu " in result.output
-
-
 def test_dev_run_with_approvals_and_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
@@ -233,24 +211,99 @@ def test_plugin_enable_checks_the_name(tmp_path: Path) -> None:
     assert unknown.exit_code == 1 and "no plugin 'nope' has run" in unknown.output
 
 
-def test_a_missing_plugin_source_is_reported_and_the_others_run(tmp_path: Path) -> None:
-    extra = f'[plugins.installed.gone]\nsource = "dir:{tmp_path / "nowhere"}"\n'
+def keeps_running_after_a_bad_edit(tmp_path: Path, extra: str, fragment: str) -> None:
+    """The first run installs hello; a bad entry then fails the reconcile as a
+    whole, and generation 1 runs on."""
+    first = CliRunner().invoke(
+        cli, ["run", "--ticks", "1", "--config", str(write_config(tmp_path, HELLO))]
+    )
+    assert first.exit_code == 0, first.output
     result = CliRunner().invoke(
         cli, ["run", "--ticks", "1", "--config", str(write_config(tmp_path, HELLO + extra))]
     )
     assert result.exit_code == 0, result.output
-    assert "[gone] refused" in result.output
+    assert "reconcile failed (generation 1 stays in force)" in result.output
+    assert fragment in result.output
     assert "tick 1: cpu " in result.output
 
 
-def test_a_manifest_asking_for_run_command_is_refused_and_the_others_run(tmp_path: Path) -> None:
+def test_a_plugin_without_a_manifest_keeps_the_previous_generation(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    keeps_running_after_a_bad_edit(
+        tmp_path, f'[plugins.installed.broken]\nsource = "dir:{broken}"\n', "manifest.toml"
+    )
+
+
+def test_a_missing_plugin_source_at_start_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    extra = f'[plugins.installed.gone]\nsource = "dir:{tmp_path / "nowhere"}"\n'
+    result = CliRunner().invoke(
+        cli, ["run", "--ticks", "1", "--config", str(write_config(tmp_path, HELLO + extra))]
+    )
+    assert result.exit_code == 1
+    assert (
+        "plugins.installed.gone.source" in result.output and "is not a directory" in result.output
+    )
+
+
+def test_a_manifest_asking_for_run_command_is_refused(tmp_path: Path) -> None:
     shell = make_plugin_dir(
         tmp_path, "shell", module('(func (export "on_tick") (param i32))'), ["RunCommand"]
     )
     extra = f'[plugins.installed.shell]\nsource = "dir:{shell}"\n'
-    result = CliRunner().invoke(
-        cli, ["run", "--ticks", "2", "--config", str(write_config(tmp_path, HELLO + extra))]
+    keeps_running_after_a_bad_edit(tmp_path, extra, "RunCommand is not available")
+
+
+def test_nothing_installed_and_a_bad_plugin_is_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    config = write_config(
+        tmp_path, HELLO + f'[plugins.installed.broken]\nsource = "dir:{broken}"\n'
     )
-    assert result.exit_code == 0, result.output
-    assert "[shell] refused" in result.output and "RunCommand is not available" in result.output
-    assert "tick 2: cpu " in result.output
+    result = CliRunner().invoke(cli, ["run", "--ticks", "1", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "reconcile failed (nothing is installed)" in result.output
+    assert "no generation is installed yet" in result.output
+
+
+def wait_for(proc: subprocess.Popen[str], text: str) -> list[str]:
+    """Lines up to and including the first that contains `text`."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}; saw:\n{''.join(seen)}")
+
+
+def test_run_follows_each_edit_of_ruvector_toml(tmp_path: Path) -> None:
+    """Edits while running: reconfigure one plugin, add one, a bad edit, remove one."""
+    s = Strings()
+    body = f"""(func (export "on_init") (drop (call $log (i32.const 2) {s("tidy up")})))
+      (func (export "on_cleanup") (drop (call $log (i32.const 2) {s("tidy down")})))"""
+    tidy = make_plugin_dir(tmp_path, "tidy", module(s.data() + body, ["log"]), [])
+    config = write_config(tmp_path, HELLO, interval_ms=100)
+    proc = start_run(config)
+    try:
+        wait_for(proc, "tick 2: cpu")
+        config.write_text(config.read_text().replace("hi from the test", "second greeting"))
+        lines = wait_for(proc, "[hello] info  second greeting")
+        assert any("generation 2 live: restarting hello" in ln for ln in lines)
+
+        config.write_text(config.read_text() + f'[plugins.installed.tidy]\nsource = "dir:{tidy}"\n')
+        lines = wait_for(proc, "[tidy] info  tidy up")
+        assert not any("second greeting" in ln for ln in lines)  # hello kept running, not restarted
+
+        good = config.read_text()
+        config.write_text(good + "[plugins\n")
+        wait_for(proc, "(nothing changed)")
+        wait_for(proc, "[hello] info  tick")  # still ticking
+
+        config.write_text(good.split("[plugins.installed.tidy]")[0])
+        lines = wait_for(proc, "[tidy] info  tidy down")
+        assert any("generation 4 live: restarting tidy" in ln for ln in lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0

@@ -365,21 +365,3 @@ def test_deep_nesting_is_refused_not_a_crash(tmp_path: Path, depth: int) -> None
     text = "[plugins.installed.x]\nconfig = { deep = " + "[" * depth + "]" * depth + " }\n"
     with pytest.raises(ConfigError, match="nest"):
         load_desired(write_desired(tmp_path, text))
-
-
-def test_a_bad_plugin_entry_can_be_left_out_so_the_others_run(tmp_path: Path) -> None:
-    write_plugin(tmp_path / "hello")
-    text = """[plugins.installed.hello]
-source = "dir:hello"
-
-[plugins.installed.broken]
-source = "dir:missing"
-config = { token = "env:RUVECTOR_TEST_UNSET" }
-"""
-    path = write_desired(tmp_path, text)
-    with pytest.raises(ConfigError):
-        load_desired(path)
-    state = load_desired(path, skip_bad_plugins=True)
-    assert [p.name for p in state.plugins] == ["hello"]
-    [(name, problem)] = state.problems
-    assert name == "broken" and problem.key.startswith("plugins.installed.broken")

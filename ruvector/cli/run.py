@@ -1,4 +1,4 @@
-"""`ruvector run`: load the plugins of ruvector.toml and tick them."""
+"""`ruvector run`: reconcile, then run the generation in force, following edits."""
 
 from __future__ import annotations
 
@@ -8,66 +8,134 @@ from pathlib import Path
 import click
 
 from executor.executor import Executor
-from executor.spec import PluginSpec
+from reconciler.apply import reconcile
 from reconciler.desired import DesiredState, load_desired
-from reconciler.plugin_dir import build_spec
+from reconciler.handoff import hand_off
+from reconciler.store import Generation, InstalledPlugin, StateStore
 from ruvector.cli.common import config_option, on_sighup, run_executor
 from ruvector.cli.output import ConsoleObserver
-from ruvector.errors import InputError
+from ruvector.cli.render import render
+from ruvector.errors import HostFault, InputError
 
 
 @click.command()
 @config_option
 @click.option("--ticks", type=click.IntRange(min=1), help="Stop after this many ticks.")
 def run(config_path: Path, ticks: int | None) -> None:
-    """Run the enabled plugins of ruvector.toml on a fixed tick.
+    """Reconcile ruvector.toml, then run its plugins on a fixed tick.
 
-    Stops on SIGINT or SIGTERM after the current tick, calling each plugin's
-    on_cleanup. On SIGHUP it re-reads the file and switches to its `profile`
-    (plugins hear of it through on_profile_switch). A plugin that cannot be
-    loaded is reported and skipped; the others run.
+    On SIGHUP, or when ruvector.toml changes on disk, it reconciles again and
+    applies the result live: only plugins whose version, config or approvals
+    changed are restarted; the rest keep ticking. A bad edit is reported and
+    changes nothing. SIGINT or SIGTERM stop it after the current tick, calling
+    each plugin's on_cleanup.
     """
-    desired = load_desired(config_path, skip_bad_plugins=True)
+    desired = load_desired(config_path)
     if not desired.enabled:
         click.echo(f"{config_path}: plugins.enabled is false; nothing to run")
         return
+    store = StateStore(Path(desired.settings.state_dir))
+    generation = _reconcile(desired, store)
+    if generation is None:
+        raise InputError("no generation is installed yet; fix the errors above and run again")
     observer = ConsoleObserver()
-    specs = _specs(desired, observer)
     executor = Executor(desired.settings, observer)
+    follower = _Follower(config_path, store, executor, generation, desired)
 
     def load() -> None:
-        executor.load_all(specs)
+        follower.load(generation.plugins)
         interval = desired.settings.tick_interval_ms
         click.echo(f"running {len(executor.plugins)} plugin(s), a tick every {interval} ms")
 
     with on_sighup() as hup:
-        run_executor(executor, load, ticks, lambda: _reload(config_path, executor, hup))
+        follower.hup = hup
+        run_executor(executor, load, ticks, follower.before_tick)
 
 
-def _reload(config_path: Path, executor: Executor, hup: threading.Event) -> None:
-    """On SIGHUP, take the profile from the file; a bad file changes nothing."""
-    if not hup.is_set():
-        return
-    hup.clear()
+def _reconcile(desired: DesiredState, store: StateStore) -> Generation | None:
+    """Reconcile once; on failure say so and keep the generation in force."""
     try:
-        profile = load_desired(config_path).settings.profile
-    except InputError as exc:
-        click.echo(f"SIGHUP: {exc}; keeping profile '{executor.profile}'", err=True)
-        return
-    if profile != executor.profile:
-        click.echo(f"SIGHUP: switching profile '{executor.profile}' -> '{profile}'")
-        executor.switch_profile(profile)
+        done = reconcile(desired, store)
+    except (InputError, HostFault) as exc:
+        current = store.current()
+        keeping = (
+            f"generation {current.number} stays in force" if current else "nothing is installed"
+        )
+        click.echo(
+            click.style("reconcile failed", fg="red", bold=True) + f" ({keeping}):\n{exc}", err=True
+        )
+        return current
+    if done.plan.has_changes:
+        click.echo(render(done.plan, colour=False))
+        for step in done.applied.done:
+            click.echo(f"  {step}")
+    return done.applied.generation
 
 
-def _specs(desired: DesiredState, observer: ConsoleObserver) -> list[PluginSpec]:
-    specs = []
-    for name, problem in desired.problems:
-        observer.refused(name, str(problem))
-    for plugin in desired.plugins:
-        if not plugin.enabled:
-            continue
+class _Follower:
+    """Applies new generations to the running executor between ticks."""
+
+    def __init__(
+        self,
+        config: Path,
+        store: StateStore,
+        executor: Executor,
+        generation: Generation,
+        desired: DesiredState,
+    ) -> None:
+        self.config, self.store, self.executor = config, store, executor
+        self.generation, self.desired = generation, desired
+        self.hup = threading.Event()
+        self.mtime = _mtime(config)
+
+    def load(self, plugins: tuple[InstalledPlugin, ...]) -> None:
+        handed = hand_off(plugins, self.store, self.desired)
+        for name, why in handed.problems:
+            self.executor.observer.refused(name, why)
+        self.executor.load_all(handed.specs)
+
+    def before_tick(self) -> None:
+        mtime = _mtime(self.config)
+        if not self.hup.is_set() and mtime == self.mtime:
+            return
+        self.hup.clear()
+        self.mtime = mtime
+        click.echo("ruvector.toml changed: reconciling")
         try:
-            specs.append(build_spec(plugin))
+            desired = load_desired(self.config)
         except InputError as exc:
-            observer.refused(plugin.name, str(exc))
-    return specs
+            click.echo(f"{exc}\n(nothing changed)", err=True)
+            return
+        generation = _reconcile(desired, self.store)
+        self.desired = desired
+        if generation is not None and generation.number != self.generation.number:
+            self._switch(self.generation, generation)
+            self.generation = generation
+        if desired.settings.profile != self.executor.profile:
+            self.executor.switch_profile(desired.settings.profile)
+
+    def _switch(self, old: Generation, new: Generation) -> None:
+        """Restart only what changed; everything else keeps its memory and ticks on."""
+        before = {p.name: p for p in old.plugins}
+        after = {p.name: p for p in new.plugins}
+        changed = {
+            n for n in before.keys() | after.keys() if _key(before.get(n)) != _key(after.get(n))
+        }
+        if changed:
+            click.echo(f"generation {new.number} live: restarting {', '.join(sorted(changed))}")
+        for name in sorted(changed):
+            if name in self.executor.plugins:
+                self.executor.unload(name)
+        self.load(tuple(after[n] for n in sorted(changed) if n in after))
+
+
+def _key(p: InstalledPlugin | None) -> tuple[object, ...] | None:
+    """What makes a running plugin stale: its artifact, config, approvals, state."""
+    return None if p is None else (p.digest, p.config_hash, p.approved, p.enabled)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
