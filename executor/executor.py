@@ -9,8 +9,10 @@ strike against that plugin only, and everything else keeps its schedule.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +33,7 @@ from hostcalls.host import HostLimits, PluginHost
 from hostcalls.plugin_state import PluginState
 from hostcalls.processes import DEFAULT_PROTECTED_NAMES, ProtectionPolicy
 from hostcalls.system import Sampler, SystemSample, memory_pressure_level
+from ruvector.atomic import atomic_write
 from ruvector.errors import HostFault, PluginRefused
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 # The metrics file can reach megabytes; a crash loses at most this much of it.
 METRICS_SAVE_INTERVAL_S = 60.0
 WAIT_SLICE_S = 0.2  # longest sleep between looks at pending signals
+STATUS_FILE = "executor.json"  # in the state dir, for `ruvector status`
+STATUS_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Executor:
         self.overruns = 0  # ticks skipped because the previous ones ran long
         self._sample: SystemSample | None = None
         self._previous: SystemSample | None = None
+        self._status_at = -math.inf
 
     # -- loading -------------------------------------------------------------
 
@@ -240,6 +246,29 @@ class Executor:
                     self._tick_plugin(plugin, launched, exited, level)
         self.tick_count += 1
         self.observer.tick_done(self.tick_count, time.perf_counter() - start)
+        self._publish_status()
+
+    def status(self) -> dict[str, object]:
+        """What `ruvector status` shows of a running executor."""
+        return {
+            "pid": os.getpid(),
+            "updated_at": time.time(),
+            "ticks": self.tick_count,
+            "overruns": self.overruns,
+            "profile": self.profile,
+            "plugins": {name: _plugin_status(p) for name, p in self.plugins.items()},
+        }
+
+    def _publish_status(self) -> None:
+        """Write status() to state/executor.json, at most once a second."""
+        now = time.monotonic()
+        if now - self._status_at < STATUS_INTERVAL_S:
+            return
+        self._status_at = now
+        try:
+            atomic_write(self.state_dir / STATUS_FILE, json.dumps(self.status(), indent=1).encode())
+        except OSError as exc:  # status is for display: a full disk must not stop ticks
+            log.warning("cannot write %s: %s", STATUS_FILE, exc)
 
     def _tick_plugin(
         self,
@@ -411,6 +440,22 @@ def _wait_until(deadline: float, stop: threading.Event) -> None:
         if remaining <= 0:
             return
         stop.wait(min(remaining, WAIT_SLICE_S))
+
+
+def _plugin_status(p: LoadedPlugin) -> dict[str, object]:
+    m = p.metrics
+    return {
+        "version": p.spec.version,
+        "enabled": p.enabled,
+        "disabled_reason": p.health.reason,
+        "ticks": m.ticks,
+        "mean_tick_ms": round(m.mean_tick_s * 1000, 3),
+        "max_tick_ms": round(m.max_tick_s * 1000, 3),
+        "fuel_used": m.fuel_used,
+        "host_calls": m.host_calls,
+        "violations": m.violations,
+        "restarts": m.restarts,
+    }
 
 
 def _host_limits(spec: PluginSpec) -> HostLimits:

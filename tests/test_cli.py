@@ -307,3 +307,37 @@ def test_run_follows_each_edit_of_ruvector_toml(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path) -> None:
+    spinner = make_plugin_dir(
+        tmp_path, "spinner", module('(func (export "on_tick") (param i32) (loop $l (br $l)))'), []
+    )
+    config = write_config(
+        tmp_path,
+        HELLO + f'[plugins.installed.spinner]\nsource = "dir:{spinner}"\n',
+        interval_ms=100,
+    )
+    proc = start_run(config)
+    try:
+        wait_for(proc, "[spinner] disabled")
+        wait_for(proc, "tick 5 done")
+        report = json.loads(
+            CliRunner().invoke(cli, ["status", "--json", "--config", str(config)]).output
+        )
+        assert report["generation"] == 1 and report["executor"]["pid"] == proc.pid
+        hello, spin = report["plugins"]
+        assert (hello["name"], hello["desired_version"], hello["installed_version"]) == (
+            "hello",
+            "(source)",
+            "0.1.0",
+        )
+        assert hello["trust"] == "unsigned" and hello["running"]["ticks"] >= 1  # published once a second
+        assert spin["disabled_for_violations"] and spin["violations"] == 3
+        text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+        assert f"executor: running (pid {proc.pid}" in text and "disabled: 3 violations" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    after = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+    assert "executor: not running" in after

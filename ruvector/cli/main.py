@@ -14,6 +14,7 @@ from ruvector.cli.dev import dev
 from ruvector.cli.plugin import plugin
 from ruvector.cli.reconcile import plan_command, reconcile_command, rollback_command
 from ruvector.cli.run import run
+from ruvector.cli.status import status_command
 from ruvector.errors import HostFault, InputError
 
 
@@ -45,5 +46,6 @@ cli.add_command(plugin)
 cli.add_command(plan_command)
 cli.add_command(reconcile_command)
 cli.add_command(rollback_command)
+cli.add_command(status_command)
 
 main: Callable[..., Any] = cli

@@ -1,0 +1,57 @@
+"""`ruvector status`: desired and installed versions, trust, state, metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reconciler.desired import load_desired
+from reconciler.status import collect
+from ruvector.cli.common import config_option
+
+_ROW = "{:20} {:10} {:10} {:9} {:9} {:>6} {:>8} {:>10}"
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def status_command(config_path: Path, as_json: bool) -> None:
+    """Show each plugin: desired and installed version, trust, state, metrics."""
+    report = collect(load_desired(config_path))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    generation = report["generation"]
+    click.echo(f"generation in force: {generation if generation is not None else 'none'}")
+    executor = report["executor"]
+    if executor:
+        pid, ticks, profile = executor["pid"], executor["ticks"], executor["profile"]
+        click.echo(f"executor: running (pid {pid}, {ticks} ticks, profile {profile})")
+    else:
+        click.echo("executor: not running")
+    click.echo(
+        _ROW.format(
+            "plugin", "desired", "installed", "trust", "state", "ticks", "mean ms", "violations"
+        )
+    )
+    for p in report["plugins"]:
+        click.echo(_row(p))
+        if p["disabled_for_violations"]:
+            click.echo(f"    disabled: {p['disabled_reason']}")
+
+
+def _row(p: dict[str, object]) -> str:
+    run = p["running"] if isinstance(p["running"], dict) else {}
+    state = "disabled" if p["disabled_for_violations"] or not p["enabled"] else "enabled"
+    return _ROW.format(
+        str(p["name"]),
+        str(p["desired_version"] or "-"),
+        str(p["installed_version"] or "-"),
+        str(p["trust"] or "-"),
+        state,
+        str(run.get("ticks", "-")),
+        str(run.get("mean_tick_ms", "-")),
+        str(p["violations"]),
+    )
