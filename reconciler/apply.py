@@ -130,8 +130,10 @@ def apply(
     allow_empty: bool = False,
 ) -> Applied:
     """Carry out `plan_`. Raises StalePlan, EmptyRefused, or ApplyFailed."""
+    store.sweep()  # what a killed run left, before anything else
     current = store.current()
     check_base(plan_, current)
+    _sync_pins(store, current)
     if not plan_.has_changes:
         return Applied(current, ())
     if not plan_.target and current is not None and current.plugins and not allow_empty:
@@ -157,6 +159,16 @@ def apply(
     except StateError as exc:  # pins are derived from the generation: rewritten next time
         done.append(f"(warning) pins not written: {exc}")
     return Applied(generation, tuple(done))
+
+
+def _sync_pins(store: StateStore, current: Generation | None) -> None:
+    """Rewrite the pins if they are not the current generation's.
+
+    The switch of generations and the pins write are two steps; a run killed
+    between them left pins of the generation before, whatever comes next.
+    """
+    if current is not None and store.read_pins() != pins_of(current):
+        store.write_pins(pins_of(current))
 
 
 def check_base(plan_: Plan, current: Generation | None) -> None:

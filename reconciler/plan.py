@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from deepdiff import DeepDiff
 
 from hostcalls.capabilities import Capability, CapabilityKind, parse_all
-from reconciler.config_schema import validate_config
+from reconciler.config_schema import ConfigCheck, validate_configs
 from reconciler.desired import DesiredPlugin, DesiredState
 from reconciler.manifest import semver_key
 from ruvector.errors import ConfigError, InputError
@@ -264,6 +264,7 @@ def plan(
     targets: list[Target] = []
     notes: list[str] = []
     problems: list[ConfigError] = []
+    checks: list[ConfigCheck] = []
     for name in sorted(set(current) | set(wanted)):
         step = _plan_one(
             wanted.get(name),
@@ -277,7 +278,9 @@ def plan(
         targets += step.target
         notes += step.notes
         problems += step.problems
+        checks += step.checks
     actions += _repairs(targets, current, drift or {})
+    problems += validate_configs(checks)
     if problems:
         raise PlanError(problems)
     return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
@@ -301,6 +304,7 @@ class _Step:
     target: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
+    checks: list[ConfigCheck] = field(default_factory=list)
 
 
 def _plan_one(
@@ -353,25 +357,16 @@ def _check(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
     return problems
 
 
-def _validate(want: DesiredPlugin, runs: Available | None) -> list[ConfigError]:
-    """The config against the schema of the artifact that will run it."""
+def _validate(want: DesiredPlugin, runs: Available | None) -> list[ConfigCheck]:
+    """The config against the schema of the artifact that will run it (checked
+    for all plugins at once, after planning: see validate_configs)."""
     if runs is None or runs.config_schema is None:
         return []
-    try:
-        validate_config(
-            want.name,
-            dict(runs.config_schema),
-            want.config,
-            file=str(want.origin),
-            secrets=want.secrets,
-        )
-    except ConfigError as exc:
-        return [exc]
-    return []
+    return [ConfigCheck(want.name, runs.config_schema, want.config, str(want.origin), want.secrets)]
 
 
 def _install(want: DesiredPlugin, offer: Available, step: _Step) -> _Step:
-    step.problems += _validate(want, offer)
+    step.checks += _validate(want, offer)
     needs = _unapproved(want, offer.declared)
     if needs:
         step.actions.append(Hold(want.name, offer.version, needs))
@@ -400,7 +395,7 @@ def _update(
             f"(installed {have.version} stays pinned; take it with `ruvector reconcile --upgrade`)"
         )
     artifact = _move_pin(want, have, offer, step, allow_downgrade) if moved and asked else None
-    step.problems += _validate(want, artifact or kept)
+    step.checks += _validate(want, artifact or kept)
     if step.problems:
         return step
     # Held or not moved, the installed artifact keeps running, with what

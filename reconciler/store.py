@@ -290,22 +290,26 @@ class StateStore:
     def replace_artifact(self, files: Mapping[str, bytes], digest: str) -> Path:
         """Publish `files` over whatever is at state/store/<digest>/ (a repair).
 
-        The new directory is written aside, the old one renamed away, the new
-        one renamed in, and only then the old deleted: a reader (or a crash)
-        sees the old copy, none, or the new one, never a half-written one;
-        a missing artifact is repaired by the next put. Raises what
-        put_artifact raises.
+        File by file, each atomically, then extra files removed: at every
+        moment each member is its old bytes or its new ones, and the
+        directory never disappears from under a reader (a running plugin's
+        next restart). A missing directory is published whole, as by
+        put_artifact. Raises what put_artifact raises.
         """
         final = self.artifact_dir(digest)
         _checked_hashes(files, digest)
-        with _io(final, "replace the artifact"):
+        if not final.is_dir():
+            return self.put_artifact(files, digest)
+        with _io(final, "repair the artifact"):
             self._sweep()
-            staged = self._stage(files, digest)
-            old = self._set_aside(final)
-            _rename_or_discard(staged, final)
-            fsync_dir(self.store_dir)
-        if old is not None:
-            _remove(old)
+            for name, data in sorted(files.items()):
+                target = final / name
+                if not target.is_file() or target.read_bytes() != data:
+                    atomic_write(target, data)
+            for path in sorted(final.rglob("*"), reverse=True):
+                name = path.relative_to(final).as_posix()
+                if name not in files and not any(f.startswith(name + "/") for f in files):
+                    _remove(path)
         return final
 
     def verify_artifact(self, digest: str, expected: Mapping[str, str]) -> list[str]:
@@ -353,6 +357,13 @@ class StateStore:
         os.rename(path, target)
         return aside
 
+    def sweep(self) -> None:
+        """Delete what killed writers left behind, once per StateStore.
+
+        Needs the ReconcileLock: a temp file may be another run's work.
+        """
+        self._sweep()
+
     def _sweep(self) -> None:
         """Delete what killed writers left behind. Needs the ReconcileLock."""
         if self._swept:
@@ -361,6 +372,9 @@ class StateStore:
             for entry in _entries(self.store_dir):
                 if entry.name.startswith((_TMP, _OLD)):
                     _remove(Path(entry.path))
+                elif entry.is_dir(follow_symlinks=False):  # a killed repair's temp files
+                    for path in Path(entry.path).rglob(".*.tmp"):
+                        _remove(path)
             generations, pins = (self.generations_dir, "."), (self.state_dir, f".{PINS_NAME}.")
             for directory, prefix in (generations, pins):
                 for entry in _entries(directory):
@@ -577,10 +591,15 @@ def _compare_tree(root: Path, expected: Mapping[str, str]) -> list[tuple[str, Dr
                 seen.add(name)
                 if not _has_hash(entry, expected[name]):
                     problems.append((name, DriftKind.CHANGED))
-            else:
+            elif not _is_temp(entry.name):  # a killed repair's temp file: swept later
                 problems.append((name, DriftKind.EXTRA))
     problems += [(name, DriftKind.MISSING) for name in expected if name not in seen]
     return sorted(problems, key=lambda p: (p[0], p[1].value))
+
+
+def _is_temp(name: str) -> bool:
+    """atomic_write's temp files: ".NAME.random.tmp" (no member name starts with ".")."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _has_hash(entry: os.DirEntry[str], sha256: str) -> bool:

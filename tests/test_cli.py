@@ -332,7 +332,8 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
             "(source)",
             "0.1.0",
         )
-        assert hello["trust"] == "unsigned" and hello["running"]["ticks"] >= 1  # published once a second
+        # the executor publishes its status once a second
+        assert hello["trust"] == "unsigned" and hello["running"]["ticks"] >= 1
         assert spin["disabled_for_violations"] and spin["violations"] == 3
         text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
         assert f"executor: running (pid {proc.pid}" in text and "disabled: 3 violations" in text

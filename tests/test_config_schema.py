@@ -15,8 +15,11 @@ import pytest
 from reconciler.config_schema import (
     MAX_CONFIG_STRING_BYTES,
     MAX_SCHEMA_BYTES,
+    VALIDATION_TIMEOUT_S,
+    ConfigCheck,
     load_config_schema,
     validate_config,
+    validate_configs,
 )
 from ruvector.errors import ConfigError
 
@@ -210,3 +213,21 @@ def test_a_deeply_nested_schema_is_refused(tmp_path: Path) -> None:
     path.write_text('{"allOf": ' + '[{"allOf": ' * 200 + "[]" + "}]" * 200 + "}")
     with pytest.raises(ConfigError, match="nests more than"):
         load_config_schema(path)
+
+
+def test_a_batch_is_checked_in_one_child_and_a_hang_is_pinned_on_its_plugin() -> None:
+    good = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    hostile = {"properties": {"name": {"type": "string", "pattern": "(a+)+$"}}}
+    checks = [
+        ConfigCheck("ok", good, {"n": 1}),
+        ConfigCheck("typo", good, {"n": "one"}, file="ruvector.toml"),
+        ConfigCheck("slow", hostile, {"name": "a" * 40 + "!"}),
+    ]
+    start = time.monotonic()
+    problems = validate_configs(checks)
+    assert time.monotonic() - start < 4 * VALIDATION_TIMEOUT_S + 2
+    assert [(p.file, p.key) for p in problems] == [
+        ("ruvector.toml", "plugins.installed.typo.config.n"),
+        ("slow", "plugins.installed.slow.config"),
+    ]
+    assert validate_configs(checks[:1]) == []

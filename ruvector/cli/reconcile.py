@@ -112,9 +112,10 @@ def reconcile_command(
             made = _load_plan(plan_file)
             check_base(made, store.current())
         click.echo(render(made, colour=sys.stdout.isatty()))
+        # Even with no changes: apply also tidies what a killed run left.
+        applied = apply(made, offers, store, allow_empty=allow_empty)
         if not made.has_changes:
             return
-        applied = apply(made, offers, store, allow_empty=allow_empty)
         for step in applied.done:
             click.echo(f"  {step}")
         assert applied.generation is not None
