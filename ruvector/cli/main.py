@@ -11,6 +11,7 @@ import click
 
 from ruvector import __version__
 from ruvector.cli.dev import dev
+from ruvector.cli.edit import add_command, approve_command, remove_command, set_command
 from ruvector.cli.plugin import plugin
 from ruvector.cli.reconcile import plan_command, reconcile_command, rollback_command
 from ruvector.cli.run import run
@@ -46,6 +47,8 @@ cli.add_command(plugin)
 cli.add_command(plan_command)
 cli.add_command(reconcile_command)
 cli.add_command(rollback_command)
+for command in (add_command, remove_command, set_command, approve_command):
+    cli.add_command(command)
 cli.add_command(status_command)
 
 main: Callable[..., Any] = cli
