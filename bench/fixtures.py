@@ -1,4 +1,5 @@
-"""The plugins the benchmarks run, written as WAT, and the values to load them.
+"""The plugins the benchmarks run, written as WAT, and the values to load them
+(specs for the executor, plugin directories for the reconciler).
 
 Each ABI v1 module gets the same prelude as the test plugins (memory, a bump
 allocator, rv_abi_version). Where a figure needs a loop, on_tick's argument is
@@ -8,7 +9,9 @@ the iteration count, so one module serves every size of run.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import wasmtime
 
@@ -79,6 +82,45 @@ def numbered_noop(k: int) -> bytes:
     return module(
         f'(global (export "id") i32 (i32.const {k}))\n(func (export "on_tick") (param i32))'
     )
+
+
+# A config schema as plugins ship them (examples/hello's): one bounded string.
+CONFIG_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "properties": {"greeting": {"type": "string", "maxLength": 200}},
+    "additionalProperties": False,
+}
+
+
+def plugin_dir(
+    directory: Path, name: str, wasm: bytes, config_schema: Mapping[str, object] | None = None
+) -> Path:
+    """Write a plugin directory, as `dir:` sources are: `wasm` as plugin.wasm,
+    the config schema if given, and a manifest.toml naming them, the wasm's
+    sha256 pinned, no capabilities."""
+    directory.mkdir(parents=True)
+    (directory / "plugin.wasm").write_bytes(wasm)
+    extra = {}
+    if config_schema is not None:
+        (directory / "config.schema.json").write_text(json.dumps(config_schema))
+        extra["config_schema"] = "config.schema.json"
+    fields = {
+        "name": name,
+        "version": "1.0.0",
+        "author": "bench",
+        "description": "a no-op plugin",
+        "license": "MIT",
+        "min_ruvector_version": "0.1.0",
+        "wasm_file": "plugin.wasm",
+        "wasm_sha256": hashlib.sha256(wasm).hexdigest(),
+        **extra,
+    }
+    # json.dumps gives a valid TOML basic string for these values.
+    lines = [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
+    lines += ["capabilities = []", 'platforms = ["linux", "macos", "windows"]']
+    (directory / "manifest.toml").write_text("\n".join(lines) + "\n")
+    return directory
 
 
 def _counted_loop(body: str) -> str:

@@ -11,8 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report
-from bench.figures import FULL, GROUPS, QUICK, Figure, Lab, Size
+from bench import figures as executor_figures
+from bench import reconcile, report
+from bench.figures import FULL, QUICK, Figure, Lab, Size
+
+GROUPS = (*executor_figures.GROUPS, reconcile.plan_no_change, reconcile.reconcile_new)
 
 
 def measure(size: Size) -> list[Figure]:

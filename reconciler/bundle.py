@@ -94,7 +94,12 @@ class Bundle:
         name = self.manifest.config_schema
         if name is None:
             return None
-        return parse_config_schema(self.files[name], self._where(name))
+        # Checked against the metaschema once per bundle, not once per use.
+        cached: dict[str, Any] | None = self.__dict__.get("_schema")
+        if cached is None:
+            cached = parse_config_schema(self.files[name], self._where(name))
+            object.__setattr__(self, "_schema", cached)
+        return cached
 
     def readme(self) -> str | None:
         """README.md, or None if the plugin has none.
