@@ -14,7 +14,7 @@ reports which steps were done. The caller holds the ReconcileLock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.config_schema import parse_config_schema
@@ -72,10 +72,28 @@ def observe(store: StateStore) -> Observed:
     drift: dict[str, list[str]] = {}
     for d in store.check_drift(generation):
         drift.setdefault(d.plugin, []).append(f"{d.kind.value} {d.file}")
-    kept = {
-        p.name: _describe_installed(store, p) for p in generation.plugins if p.name not in drift
-    }
-    return Observed(generation, {k: tuple(v) for k, v in drift.items()}, kept)
+    intact = {p.name: p for p in generation.plugins if p.name not in drift}
+    return Observed(generation, {k: tuple(v) for k, v in drift.items()}, _Kept(store, intact))
+
+
+class _Kept(Mapping[str, Available]):
+    """Installed artifacts, described on first use: the planner needs one only
+    when a config changed while its pin stays, and describing reads the store."""
+
+    def __init__(self, store: StateStore, plugins: Mapping[str, InstalledPlugin]) -> None:
+        self._store, self._plugins = store, plugins
+        self._done: dict[str, Available] = {}
+
+    def __getitem__(self, name: str) -> Available:
+        if name not in self._done:
+            self._done[name] = _describe_installed(self._store, self._plugins[name])
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plugins)
+
+    def __len__(self) -> int:
+        return len(self._plugins)
 
 
 def _describe_installed(store: StateStore, p: InstalledPlugin) -> Available:

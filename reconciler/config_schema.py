@@ -18,6 +18,7 @@ bounds it:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -73,11 +74,24 @@ def parse_config_schema(raw: bytes, file: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise ConfigError(file, "", "expected a JSON Schema object at the top level")
     check_depth(schema, file)
-    problem = check_schema(schema)
+    problem = _metaschema_problem(hashlib.sha256(raw).hexdigest(), schema)
     if problem is not None:
         at, message = problem
         raise ConfigError(file, key_path(at), f"not a valid JSON Schema: {message}")
     return schema
+
+
+_CHECKED: dict[str, Problem | None] = {}  # sha256 of a schema's bytes -> its check
+
+
+def _metaschema_problem(digest: str, schema: dict[str, Any]) -> Problem | None:
+    """check_schema, once per distinct schema in a process: a plan reads each
+    plugin's schema from its source and again from its installed artifact."""
+    if digest not in _CHECKED:
+        if len(_CHECKED) >= 4096:  # bounded: a long-running host sees new schemas
+            _CHECKED.clear()
+        _CHECKED[digest] = check_schema(schema)
+    return _CHECKED[digest]
 
 
 def validate_config(

@@ -270,7 +270,7 @@ def plan(
             wanted.get(name),
             current.get(name),
             available.get(name),
-            (kept or {}).get(name),
+            kept or {},
             upgrade,
             allow_downgrade,
         )
@@ -311,7 +311,7 @@ def _plan_one(
     want: DesiredPlugin | None,
     have: Installed | None,
     offer: Available | None,
-    kept: Available | None,
+    kept: Mapping[str, Available],
     upgrade: bool,
     allow_downgrade: bool,
 ) -> _Step:
@@ -382,7 +382,7 @@ def _update(
     want: DesiredPlugin,
     have: Installed,
     offer: Available,
-    kept: Available | None,
+    kept: Mapping[str, Available],
     step: _Step,
     upgrade: bool,
     allow_downgrade: bool,
@@ -398,7 +398,8 @@ def _update(
     # A config already applied to this very artifact was checked then.
     unchanged = artifact is None and config_hash(want.stored_config()) == config_hash(have.config)
     if not unchanged:
-        step.checks += _validate(want, artifact or kept)
+        # Looked up only now: describing an installed artifact reads the store.
+        step.checks += _validate(want, artifact or kept.get(want.name))
     if step.problems:
         return step
     # Held or not moved, the installed artifact keeps running, with what
