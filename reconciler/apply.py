@@ -283,6 +283,7 @@ def _record(t: Target, files: Mapping[str, str], wasm_sha256: str) -> InstalledP
         trust=Trust.UNSIGNED,
         files=dict(files),
         declared=t.declared,
+        limits=dict(t.limits),
     )
 
 

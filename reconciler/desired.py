@@ -69,6 +69,9 @@ class DesiredPlugin:
     config: Mapping[str, object] = field(default_factory=dict, repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict)  # config key path -> env var
 
+    def stored_limits(self) -> dict[str, int]:
+        return stored_limits(self.limits)
+
     def stored_config(self) -> dict[str, object]:
         """The config as written in ruvector.toml: secrets as their env:NAME text.
 
@@ -138,6 +141,20 @@ def load_desired(path: Path) -> DesiredState:
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
     )
+
+
+def stored_limits(limits: Limits) -> dict[str, int]:
+    """The limits ruvector.toml sets, in its own words, as generations keep them."""
+    return {
+        "fuel_per_tick": limits.fuel_per_call,
+        "max_memory_mb": limits.max_memory_mb,
+        "max_tick_ms": limits.max_call_ms,
+    }
+
+
+def limits_from_stored(stored: Mapping[str, int]) -> Limits:
+    """Inverse of stored_limits; keys a record lacks keep their defaults."""
+    return _limits(stored, Limits())
 
 
 def _limits(table: Mapping[str, Any], defaults: Limits) -> Limits:

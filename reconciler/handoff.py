@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from executor.spec import Limits, PluginSpec
 from hostcalls.capabilities import parse_all
-from reconciler.desired import ENV_REF, DesiredState
+from reconciler.desired import ENV_REF, DesiredState, limits_from_stored
 from reconciler.manifest import MANIFEST_NAME, parse_manifest
 from reconciler.store import InstalledPlugin, StateStore
 from ruvector.errors import ConfigError, InputError
@@ -38,7 +38,9 @@ def hand_off(
         if not p.enabled:
             continue
         try:
-            specs.append(spec_of(p, store, limits.get(p.name, default)))
+            # The generation's limits, so a rollback restores them too.
+            own = limits_from_stored(p.limits) if p.limits else limits.get(p.name, default)
+            specs.append(spec_of(p, store, own))
         except (InputError, OSError) as exc:
             problems.append((p.name, str(exc)))
     return HandOff(tuple(specs), tuple(problems))

@@ -98,6 +98,8 @@ class Installed(Protocol):
     @property
     def config(self) -> Mapping[str, object]: ...
     @property
+    def limits(self) -> Mapping[str, int]: ...
+    @property
     def enabled(self) -> bool: ...
 
 
@@ -166,6 +168,13 @@ class Reconfigure(Action):
 
 
 @dataclass(frozen=True)
+class Relimit(Action):
+    """The plugin's limits in ruvector.toml changed (max_tick_ms, fuel, memory)."""
+
+    changes: tuple[ConfigChange, ...]
+
+
+@dataclass(frozen=True)
 class Approve(Action):
     added: tuple[str, ...]
     removed: tuple[str, ...]
@@ -216,6 +225,7 @@ class Target:
     declared: tuple[str, ...]
     config: Mapping[str, object]  # as written in ruvector.toml: env: references, no secrets
     enabled: bool
+    limits: Mapping[str, int] = field(default_factory=dict)  # as ruvector.toml words them
 
 
 @dataclass(frozen=True)
@@ -449,6 +459,10 @@ def _beside(want: DesiredPlugin, have: Installed) -> list[Action]:
     changes = config_diff(have.config, want.stored_config())
     if changes:
         out.append(Reconfigure(want.name, changes))
+    # Records from before limits were kept have none: not a change to report.
+    limit_changes = config_diff(have.limits, want.stored_limits()) if have.limits else ()
+    if limit_changes:
+        out.append(Relimit(want.name, limit_changes))
     approved_now = tuple(sorted(str(c) for c in want.approved))
     added = tuple(sorted(set(approved_now) - set(have.approved)))
     removed = tuple(sorted(set(have.approved) - set(approved_now)))
@@ -486,6 +500,7 @@ def _target(want: DesiredPlugin, offer: Available) -> Target:
         tuple(sorted(str(c) for c in offer.declared)),
         want.stored_config(),
         want.enabled,
+        want.stored_limits(),
     )
 
 
@@ -499,6 +514,7 @@ def _keep(want: DesiredPlugin, have: Installed) -> Target:
         tuple(have.declared),
         want.stored_config(),
         want.enabled,
+        want.stored_limits(),
     )
 
 

@@ -25,6 +25,7 @@ ACTION_TYPES: dict[str, type[p.Action]] = {
         p.Downgrade,
         p.Remove,
         p.Reconfigure,
+        p.Relimit,
         p.Approve,
         p.Enable,
         p.Disable,
@@ -79,7 +80,7 @@ def from_json(data: object, file: str) -> p.Plan:
 def _load_action(data: dict[str, Any]) -> p.Action:
     cls = ACTION_TYPES[data["kind"]]
     kwargs = {k: v for k, v in data.items() if k != "kind"}
-    if cls is p.Reconfigure:
+    if cls in (p.Reconfigure, p.Relimit):
         kwargs["changes"] = tuple(p.ConfigChange(**c) for c in kwargs["changes"])
     fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return cls(**fixed)
@@ -95,6 +96,7 @@ def _load_target(data: dict[str, Any]) -> p.Target:
         declared=tuple(data["declared"]),
         config=data["config"],
         enabled=data["enabled"],
+        limits=data["limits"],
     )
 
 

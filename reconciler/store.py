@@ -41,7 +41,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -172,6 +172,7 @@ class InstalledPlugin:
     trust: Trust
     files: Mapping[str, str]  # member name -> sha256, for drift checks
     declared: tuple[str, ...] = ()  # the manifest's capability texts; kept sorted
+    limits: Mapping[str, int] = field(default_factory=dict)  # as ruvector.toml set them
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "approved", tuple(sorted(self.approved)))
@@ -734,6 +735,7 @@ def _plugin_to_json(p: InstalledPlugin) -> dict[str, object]:
         "source": p.source,
         "approved": list(p.approved),
         "declared": list(p.declared),
+        "limits": dict(sorted(p.limits.items())),
         "config": p.config,
         "config_hash": p.config_hash,
         "enabled": p.enabled,
@@ -761,12 +763,24 @@ def _plugin_from_json(data: object, at: str) -> InstalledPlugin:
         source=_get(data, "source", str, at),
         approved=tuple(approved),
         declared=tuple(declared),
+        limits=_limits_from(data, at),
         config=_get(data, "config", dict, at),
         config_hash=_get(data, "config_hash", str, at),
         enabled=_get(data, "enabled", bool, at),
         trust=trust,
         files=_get_strings(data, "files", at),
     )
+
+
+def _limits_from(data: dict[str, Any], at: str) -> dict[str, int]:
+    """A record's limits; {} for records written before limits were kept."""
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        for k, v in limits.items()
+    ):
+        raise _Damaged(f"{at}limits: expected an object of integers")
+    return dict(limits)
 
 
 def _pins_to_json(pins: Mapping[str, Pin]) -> dict[str, object]:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from executor.spec import Limits
 from hostcalls.capabilities import parse_all
 from reconciler import plan_json
-from reconciler.desired import load_desired
+from reconciler.desired import load_desired, stored_limits
 from reconciler.plan import Available, Plan, PlanError, plan
 from ruvector.errors import ConfigError
 
@@ -41,6 +42,7 @@ class FakeInstalled:
     declared: tuple[str, ...] = ()
     config: dict[str, object] = field(default_factory=dict)
     enabled: bool = True
+    limits: dict[str, int] = field(default_factory=lambda: stored_limits(Limits()))
 
 
 def installed_of(entry: dict[str, Any], root: Path) -> FakeInstalled:

@@ -195,3 +195,20 @@ def test_a_second_reconcile_waits_its_turn(home: Path) -> None:
         holder.kill()
         holder.wait()
     assert run(home, "reconcile").exit_code == 0  # the kernel released the dead holder's lock
+
+
+def test_limits_are_planned_kept_in_generations_and_rolled_back(home: Path) -> None:
+    run(home, "reconcile")
+    text = (
+        (home / "ruvector.toml")
+        .read_text()
+        .replace("[plugins.installed.hello]\n", "[plugins.installed.hello]\nmax_tick_ms = 40\n")
+    )
+    (home / "ruvector.toml").write_text(text)
+    result = run(home, "reconcile")
+    assert "limits:\n      ~ max_tick_ms: 100 -> 40" in result.output
+    gen = StateStore(home / "state").current()
+    assert gen is not None and gen.plugins[0].limits["max_tick_ms"] == 40
+    run(home, "rollback")
+    gen = StateStore(home / "state").current()
+    assert gen is not None and gen.plugins[0].limits["max_tick_ms"] == 100

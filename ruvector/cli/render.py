@@ -81,6 +81,8 @@ def _describe(action: p.Action) -> list[str]:
             return [f"remove {action.version} (on_cleanup, then uninstall)"]
         case p.Reconfigure():
             return ["config:"] + [f"  {_change(c)}" for c in action.changes]
+        case p.Relimit():
+            return ["limits:"] + [f"  {_change(c)}" for c in action.changes]
         case p.Approve():
             return [f"+ approve {c}" for c in action.added] + [
                 f"- approve {c}" for c in action.removed

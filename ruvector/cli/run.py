@@ -130,8 +130,12 @@ class _Follower:
 
 
 def _key(p: InstalledPlugin | None) -> tuple[object, ...] | None:
-    """What makes a running plugin stale: its artifact, config, approvals, state."""
-    return None if p is None else (p.digest, p.config_hash, p.approved, p.enabled)
+    """What makes a running plugin stale: artifact, config, approvals, state, limits."""
+    return (
+        None
+        if p is None
+        else (p.digest, p.config_hash, p.approved, p.enabled, tuple(sorted(p.limits.items())))
+    )
 
 
 def _mtime(path: Path) -> float:
