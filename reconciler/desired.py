@@ -107,6 +107,16 @@ class DesiredState:
     plugin_dir: Path  # absolute
     registry_url: str
     auto_update: bool
+    trust: Trust = field(default_factory=lambda: Trust())
+
+
+@dataclass(frozen=True)
+class Trust:
+    """[plugins.trust]: the seed's PluginSecurity, as far as this version uses it."""
+
+    require_signature: bool = False  # True: unsigned plugins are refused outright
+    # Verified publishers (checked with the registry's signatures, a later issue).
+    verified_publisher_keys: tuple[str, ...] = ()
 
 
 def load_desired(path: Path) -> DesiredState:
@@ -140,6 +150,12 @@ def load_desired(path: Path) -> DesiredState:
         plugin_dir=plugin_dir,
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
+        trust=Trust(
+            require_signature=section.get("trust", {}).get("require_signature", False),
+            verified_publisher_keys=tuple(
+                section.get("trust", {}).get("verified_publisher_keys", ())
+            ),
+        ),
     )
 
 

@@ -276,6 +276,8 @@ def plan(
     problems: list[ConfigError] = []
     checks: list[ConfigCheck] = []
     for name in sorted(set(current) | set(wanted)):
+        if desired.trust.require_signature and name in wanted and name in available:
+            problems += _signature_required(wanted[name], available[name])
         step = _plan_one(
             wanted.get(name),
             current.get(name),
@@ -373,6 +375,15 @@ def _validate(want: DesiredPlugin, runs: Available | None) -> list[ConfigCheck]:
     if runs is None or runs.config_schema is None:
         return []
     return [ConfigCheck(want.name, runs.config_schema, want.config, str(want.origin), want.secrets)]
+
+
+def _signature_required(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
+    if offer.signed:
+        return []
+    message = (
+        f"{offer.name} {offer.version} is unsigned and plugins.trust.require_signature is true"
+    )
+    return [_error(want, "source", message)]
 
 
 def _install(want: DesiredPlugin, offer: Available, step: _Step) -> _Step:

@@ -365,3 +365,21 @@ def test_deep_nesting_is_refused_not_a_crash(tmp_path: Path, depth: int) -> None
     text = "[plugins.installed.x]\nconfig = { deep = " + "[" * depth + "]" * depth + " }\n"
     with pytest.raises(ConfigError, match="nest"):
         load_desired(write_desired(tmp_path, text))
+
+
+def test_trust_settings(tmp_path: Path) -> None:
+    key = "ab" * 32
+    state = load_desired(
+        write_desired(
+            tmp_path,
+            f'[plugins.trust]\nrequire_signature = true\nverified_publisher_keys = ["{key}"]\n',
+        )
+    )
+    assert state.trust.require_signature and state.trust.verified_publisher_keys == (key,)
+    assert load_desired(write_desired(tmp_path, "")).trust.require_signature is False
+    with pytest.raises(ConfigError) as info:
+        load_desired(write_desired(tmp_path, "[plugins.trust]\nrequire_signatures = true\n"))
+    assert (
+        info.value.key == "plugins.trust.require_signatures"
+        and "did you mean" in info.value.message
+    )
