@@ -108,6 +108,7 @@ class DesiredState:
     registry_url: str
     auto_update: bool
     trust: Trust = field(default_factory=lambda: Trust())
+    text: str = field(default="", repr=False)  # the file as read, to place later errors on a line
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def load_desired(path: Path) -> DesiredState:
         plugin_dir=plugin_dir,
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
+        text=doc.text,
         trust=Trust(
             require_signature=section.get("trust", {}).get("require_signature", False),
             verified_publisher_keys=tuple(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 from deepdiff import DeepDiff
 
 from hostcalls.capabilities import Capability, CapabilityKind, parse_all
+from reconciler._validation import find_line
 from reconciler.config_schema import ConfigCheck, validate_configs
 from reconciler.desired import DesiredPlugin, DesiredState
 from reconciler.manifest import semver_key
@@ -294,7 +296,7 @@ def plan(
     actions += _repairs(targets, current, drift or {})
     problems += validate_configs(checks)
     if problems:
-        raise PlanError(problems)
+        raise PlanError([_placed(p, desired) for p in problems])
     return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
 
 
@@ -527,6 +529,15 @@ def _keep(want: DesiredPlugin, have: Installed) -> Target:
         want.enabled,
         want.stored_limits(),
     )
+
+
+def _placed(problem: ConfigError, desired: DesiredState) -> ConfigError:
+    """The problem with the line of ruvector.toml its key is written on."""
+    if problem.line is not None or problem.file != str(desired.path):
+        return problem
+    at = tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", problem.key) if p)
+    line = find_line(desired.text, at)
+    return ConfigError(problem.file, problem.key, problem.message, line)
 
 
 def _error(want: DesiredPlugin, key: str, message: str) -> ConfigError:

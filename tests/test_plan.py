@@ -125,3 +125,17 @@ def test_a_damaged_saved_plan_is_refused_with_its_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         plan_json.from_json(bad, "saved.json")
     assert info.value.file == "saved.json" and info.value.key.startswith("actions[0]")
+
+
+def test_plan_problems_name_the_line_of_ruvector_toml(tmp_path: Path) -> None:
+    case = {
+        "desired": '[plugins]\n\n[plugins.installed.a]\nsource = "dir:a"\nversion = "9.9.9"\n',
+        "available": {"a": {"version": "1.0.0", "digest": "d1"}},
+    }
+    with pytest.raises(PlanError) as info:
+        run_case(case, tmp_path)
+    (problem,) = info.value.problems
+    assert (
+        problem.line == 5
+        and f"{tmp_path / 'ruvector.toml'}:5: plugins.installed.a.version" in str(problem)
+    )
