@@ -212,3 +212,37 @@ def test_limits_are_planned_kept_in_generations_and_rolled_back(home: Path) -> N
     run(home, "rollback")
     gen = StateStore(home / "state").current()
     assert gen is not None and gen.plugins[0].limits["max_tick_ms"] == 100
+
+
+def test_hostile_sources_are_refused_and_nothing_changes(home: Path) -> None:
+    """A traversal bundle, a hash mismatch and a hanging config schema, each
+    refused with its reason while generation 1 and every file stay as they were."""
+    import zipfile
+
+    run(home, "reconcile")
+    before = snapshot(home)
+    evil = home / "evil.rvp"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../escape.txt", "x")
+    cases = {
+        f'source = "file:{evil}"': "escape.txt",
+    }
+    # a copy of hello whose wasm no longer matches its manifest
+    bad = home / "bad"
+    shutil.copytree(HELLO, bad)
+    (bad / "plugin.wasm").write_bytes((bad / "plugin.wasm").read_bytes() + b"\0")
+    cases[f'source = "dir:{bad}"'] = "wasm_sha256"
+    # a schema whose pattern backtracks for ever on this config
+    slow = home / "slow"
+    shutil.copytree(HELLO, slow)
+    (slow / "config.schema.json").write_text(
+        '{"properties": {"greeting": {"type": "string", "pattern": "(a+)+$"}}}'
+    )
+    cases[f'source = "dir:{slow}"\nconfig = {{ greeting = "{"a" * 40}!" }}'] = "took over"
+    for entry, fragment in cases.items():
+        (home / "ruvector.toml").write_text(f"[plugins.installed.hello]\n{entry}\n")
+        result = run(home, "reconcile")
+        assert result.exit_code == 1, result.output
+        assert fragment in result.output, result.output
+        assert snapshot(home) == before
+    assert not (home.parent / "escape.txt").exists()
