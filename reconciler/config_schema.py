@@ -193,18 +193,8 @@ def _check_batch_in_child(
         )
     except (TypeError, ValueError):
         return None  # one of them holds a non-JSON value: checked alone, it says so
-    try:
-        done = subprocess.run(
-            _CHILD_COMMAND,
-            input=request.encode(),
-            capture_output=True,
-            env=_child_env(),
-            timeout=VALIDATION_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None
-    if done.returncode != 0:
+    done = _run_child(request)
+    if done is None or done.returncode != 0:
         return None
     answers = json.loads(done.stdout)
     return [None if a is None else (tuple(a[0]), a[1]) for a in answers]
@@ -244,16 +234,8 @@ def _check_in_child(schema: dict[str, Any], config: Mapping[str, object]) -> Pro
         request = json.dumps({"schema": schema, "config": dict(config)}, allow_nan=False)
     except (TypeError, ValueError):  # dates, NaN: nothing a JSON Schema can check
         return (), "config values must be JSON values (strings, numbers, booleans, lists, tables)"
-    try:
-        done = subprocess.run(
-            _CHILD_COMMAND,
-            input=request.encode(),
-            capture_output=True,
-            env=_child_env(),
-            timeout=VALIDATION_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:  # run() has killed the child
+    done = _run_child(request)
+    if done is None:
         return (), (
             f"the plugin's schema took over {VALIDATION_TIMEOUT_S} s to check this config "
             "(a catastrophic pattern or $ref chain?)"
@@ -263,6 +245,22 @@ def _check_in_child(schema: dict[str, Any], config: Mapping[str, object]) -> Pro
         return (), f"checking the config against the plugin's schema failed: {last}"
     answer = json.loads(done.stdout)
     return None if answer is None else (tuple(answer[0]), answer[1])
+
+
+def _run_child(request: str) -> subprocess.CompletedProcess[bytes] | None:
+    """Run the checking child on `request`; None if it did not finish in time
+    (run() has killed it by then)."""
+    try:
+        return subprocess.run(
+            _CHILD_COMMAND,
+            input=request.encode(),
+            capture_output=True,
+            env=_child_env(),
+            timeout=VALIDATION_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None
 
 
 # -P: nothing from the working directory shadows our modules in the child.
