@@ -299,8 +299,8 @@ class StateStore:
         """
         final = self.artifact_dir(digest)
         _checked_hashes(files, digest)
-        if not final.is_dir():
-            return self.put_artifact(files, digest)
+        if final.is_symlink() or not final.is_dir():
+            return self._publish_fresh(files, digest)
         with _io(final, "repair the artifact"):
             self._sweep()
             for name, data in sorted(files.items()):
@@ -311,6 +311,21 @@ class StateStore:
                 name = path.relative_to(final).as_posix()
                 if name not in files and not any(f.startswith(name + "/") for f in files):
                     _remove(path)
+        return final
+
+    def _publish_fresh(self, files: Mapping[str, bytes], digest: str) -> Path:
+        """Publish over a store entry that is not a real directory (a file, a
+        symlink, nothing): set it aside unread, never followed, then rename
+        a staged copy in. Writing through a symlink would write outside state/."""
+        final = self.artifact_dir(digest)
+        with _io(final, "replace the artifact"):
+            self._sweep()
+            staged = self._stage(files, digest)
+            old = self._set_aside(final)
+            _rename_or_discard(staged, final)
+            fsync_dir(self.store_dir)
+        if old is not None:
+            _remove(old)
         return final
 
     def verify_artifact(self, digest: str, expected: Mapping[str, str]) -> list[str]:

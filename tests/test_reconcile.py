@@ -246,3 +246,24 @@ def test_hostile_sources_are_refused_and_nothing_changes(home: Path) -> None:
         assert fragment in result.output, result.output
         assert snapshot(home) == before
     assert not (home.parent / "escape.txt").exists()
+
+
+@pytest.mark.parametrize("replacement", ["symlink", "file"])
+def test_an_artifact_replaced_by_a_link_or_a_file_is_republished_in_place(
+    home: Path, replacement: str
+) -> None:
+    run(home, "reconcile")
+    (artifact,) = (home / "state" / "store").iterdir()
+    victim = home / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    shutil.rmtree(artifact)
+    if replacement == "symlink":
+        artifact.symlink_to(victim)
+    else:
+        artifact.write_text("junk")
+    result = run(home, "reconcile")
+    assert result.exit_code == 0, result.output
+    assert artifact.is_dir() and not artifact.is_symlink()
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]  # never written through
+    assert "No changes." in run(home, "reconcile").output
