@@ -34,6 +34,9 @@ from reconciler.store import (
 )
 from ruvector.errors import HostFault, InputError
 
+# Generations kept for rollback; older ones and the artifacts only they use go.
+KEEP_GENERATIONS = 10
+
 
 class StalePlan(InputError):
     """A saved plan no longer matches what is installed or offered."""
@@ -174,8 +177,12 @@ def apply(
     assert generation is not None
     try:
         store.write_pins(pins_of(generation))
+        pruned = store.prune(KEEP_GENERATIONS)
     except StateError as exc:  # pins are derived from the generation: rewritten next time
-        done.append(f"(warning) pins not written: {exc}")
+        done.append(f"(warning) pins not written or old generations not pruned: {exc}")
+    else:
+        if pruned.generations:
+            done.append(f"pruned generations {', '.join(map(str, pruned.generations))}")
     return Applied(generation, tuple(done))
 
 
@@ -214,7 +221,9 @@ def _steps(
             records.append(_record(t, have.files, have.wasm_sha256))
             continue
         files = _files_for(t, offers)
-        steps.append((f"staged {t.name} {t.version}", _put(store, files, t.digest)))
+        # Already in the store (a rollback's way forward, say): put just checks it.
+        verb = "checked" if store.artifact_dir(t.digest).is_dir() else "staged"
+        steps.append((f"{verb} {t.name} {t.version}", _put(store, files, t.digest)))
         records.append(_record(t, hashes_of(files), offers.bundles[t.name].manifest.wasm_sha256))
     steps += _repair_steps(plan_, offers, store)
     number = store.next_number()
@@ -223,7 +232,8 @@ def _steps(
         created_at=time.time(),
         plugins=tuple(records),
         summary=_summary_of(plan_),
-        parent=current.number if current else None,
+        # With `current` lost, the newest record is still the way back.
+        parent=current.number if current else store.newest_number(),
     )
     steps.append((f"recorded generation {number}", lambda: store.write_generation(generation)))
     steps.append((f"switched to generation {number}", lambda: store.switch(number)))
@@ -234,20 +244,26 @@ def _repair_steps(plan_: Plan, offers: Offers, store: StateStore) -> list[Step]:
     steps: list[Step] = []
     for a in plan_.actions:
         if isinstance(a, Repair):
-            files = _files_for(_target_of(plan_, a.plugin), offers)
+            files = _files_for(_target_of(plan_, a.plugin), offers, repair=True)
             steps.append(
                 (f"repaired {a.plugin} ({', '.join(a.files)})", _replace(store, files, a.digest))
             )
     return steps
 
 
-def _files_for(t: Target, offers: Offers) -> Mapping[str, bytes]:
+def _files_for(t: Target, offers: Offers, repair: bool = False) -> Mapping[str, bytes]:
     bundle = offers.bundles.get(t.name)
-    if bundle is None or bundle.digest != t.digest:
+    if bundle is not None and bundle.digest == t.digest:
+        return bundle.files
+    offered = f"{bundle.manifest.version} ({bundle.digest[:12]})" if bundle else "nothing"
+    if repair:  # the damaged copy in the store was the only one of this version
         raise StalePlan(
-            f"{t.source} no longer offers {t.name} {t.version} ({t.digest[:12]}): make a new plan"
+            f"cannot repair {t.name} {t.version}: {t.source} now offers {offered}; "
+            "restore that source, or move on with `ruvector reconcile --upgrade`"
         )
-    return bundle.files
+    raise StalePlan(
+        f"{t.source} no longer offers {t.name} {t.version} ({t.digest[:12]}): make a new plan"
+    )
 
 
 def _target_of(plan_: Plan, name: str) -> Target:

@@ -16,6 +16,7 @@ import enum
 import math
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from reconciler._validation import (
     map_leaves,
     parse_capabilities,
 )
+from ruvector.errors import ConfigError
 
 MAX_DESIRED_BYTES = 1 << 20
 DEFAULT_PLUGIN_DIR = "~/.ruvector/plugins"
@@ -118,6 +120,23 @@ class Trust:
     require_signature: bool = False  # True: unsigned plugins are refused outright
     # Verified publishers (checked with the registry's signatures, a later issue).
     verified_publisher_keys: tuple[str, ...] = ()
+
+
+def state_dir_of(path: Path) -> Path:
+    """Only the state dir ruvector.toml names (default: state/ beside it).
+
+    For commands that must work when the rest of the file does not validate
+    (rollback after a bad edit). Raises ConfigError if even that is unreadable.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ConfigError(str(path), "", f"cannot read the state dir from it: {exc}") from None
+    plugins = data.get("plugins", {})
+    value = plugins.get("state_dir", "state") if isinstance(plugins, dict) else "state"
+    if not isinstance(value, str):
+        raise ConfigError(str(path), "plugins.state_dir", "expected a path")
+    return _absolute(path.absolute().parent, value)
 
 
 def load_desired(path: Path) -> DesiredState:

@@ -294,6 +294,8 @@ def plan(
         problems += step.problems
         checks += step.checks
     actions += _repairs(targets, current, drift or {})
+    if current and not targets and not problems:
+        notes.append("this removes every plugin: `ruvector reconcile` needs --allow-empty")
     problems += validate_configs(checks)
     if problems:
         raise PlanError([_placed(p, desired) for p in problems])
@@ -393,7 +395,7 @@ def _install(want: DesiredPlugin, offer: Available, step: _Step) -> _Step:
     needs = _unapproved(want, offer.declared)
     if needs:
         step.actions.append(Hold(want.name, offer.version, needs))
-        step.notes.append(_hold_note(want.name, offer.version, needs))
+        step.notes.append(_hold_note(want, offer.version, needs))
         return step
     caps = tuple(sorted(str(c) for c in offer.declared))
     step.actions.append(Install(want.name, offer.version, offer.source, caps, want.enabled))
@@ -419,7 +421,12 @@ def _update(
         )
     artifact = _move_pin(want, have, offer, step, allow_downgrade) if moved and asked else None
     # A config already applied to this very artifact was checked then.
-    unchanged = artifact is None and config_hash(want.stored_config()) == config_hash(have.config)
+    # (Unless it holds secrets: their values can change under the same text.)
+    unchanged = (
+        artifact is None
+        and not want.secrets
+        and config_hash(want.stored_config()) == config_hash(have.config)
+    )
     if not unchanged:
         # Looked up only now: describing an installed artifact reads the store.
         step.checks += _validate(want, artifact or kept.get(want.name))
@@ -450,7 +457,7 @@ def _move_pin(
     needs = _unapproved(want, offer.declared - before)
     if needs:
         step.actions.append(Hold(want.name, offer.version, needs))
-        step.notes.append(_hold_note(want.name, offer.version, needs, have.version))
+        step.notes.append(_hold_note(want, offer.version, needs, have.version))
         return None
     kind = Downgrade if older else Upgrade
     step.actions.append(
@@ -494,12 +501,16 @@ def _unapproved(want: DesiredPlugin, declared: frozenset[Capability]) -> tuple[s
     )
 
 
-def _hold_note(name: str, version: str, needs: tuple[str, ...], old: str | None = None) -> str:
+def _hold_note(
+    want: DesiredPlugin, version: str, needs: tuple[str, ...], old: str | None = None
+) -> str:
     keeps = f"; {old} keeps running" if old else ""
-    approve = ", ".join(f'"{n}"' for n in needs)
+    every = [*sorted(str(c) for c in want.approved), *needs]
+    approve = ", ".join(f'"{n}"' for n in every)
     return (
-        f"{name} {version} is held{keeps}: it needs approval of {', '.join(needs)}. "
-        f"Add them to plugins.installed.{name}.approve = [{approve}]"
+        f"{want.name} {version} is held{keeps}: it needs approval of {', '.join(needs)}. "
+        f"Approve with `ruvector approve {want.name} {' '.join(repr(n) for n in needs)}`, "
+        f"i.e. plugins.installed.{want.name}.approve = [{approve}]"
     )
 
 

@@ -407,7 +407,7 @@ class StateStore:
         Raises StateError if `current` or the generation it names is
         damaged or missing.
         """
-        number = self._current_number()
+        number = self.current_number()
         return None if number is None else self.generation(number)
 
     def generation(self, number: int) -> Generation:
@@ -504,6 +504,17 @@ class StateStore:
         if current is None:
             return set()
         return {current.number} | ({current.parent} if current.parent is not None else set())
+
+    def current_number(self) -> int | None:
+        """The number of the generation in force, reading only `current` (cheap).
+
+        Raises StateError if `current` is damaged.
+        """
+        return self._current_number()
+
+    def newest_number(self) -> int | None:
+        """The newest recorded generation, in force or not (None: none yet)."""
+        return max(self._numbers(), default=None)
 
     def _current_number(self) -> int | None:
         path = self.generations_dir / CURRENT_NAME

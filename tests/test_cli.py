@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -342,3 +343,29 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
         proc.wait(timeout=20)
     after = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
     assert "executor: not running" in after
+
+
+def test_run_follows_a_rollback_and_a_failed_reconcile_changes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, HELLO, interval_ms=100)
+    proc = start_run(config)
+    try:
+        wait_for(proc, "tick 1: cpu")
+        good = config.read_text()
+        config.write_text(good.replace("hi from the test", "second"))
+        wait_for(proc, "[hello] info  second")
+        back = CliRunner().invoke(cli, ["rollback", "--config", str(config)])
+        assert back.exit_code == 0, back.output
+        lines = wait_for(proc, "[hello] info  hi from the test")  # generation 1 again
+        assert any("generation 1 live: restarting hello" in ln for ln in lines)
+        # valid TOML that fails the plan (greeting must be a string), with a profile change
+        config.write_text(good.replace('greeting = "hi from the test"', "greeting = 5").replace(
+            "[plugins]\n", '[plugins]\nprofile = "gaming"\n'))  # fmt: skip
+        wait_for(proc, "reconcile failed")
+        time.sleep(1.5)  # the executor publishes its status once a second
+        report = json.loads(
+            CliRunner().invoke(cli, ["status", "--json", "--config", str(config)]).output
+        )
+        assert report["executor"]["profile"] == "default"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -267,3 +267,44 @@ def test_an_artifact_replaced_by_a_link_or_a_file_is_republished_in_place(
     assert artifact.is_dir() and not artifact.is_symlink()
     assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]  # never written through
     assert "No changes." in run(home, "reconcile").output
+
+
+def test_a_lost_current_keeps_the_way_back(home: Path) -> None:
+    run(home, "reconcile")
+    (home / "state" / "generations" / "current").unlink()
+    write(home, 'greeting = "two"')
+    assert "switched to generation 2" in run(home, "reconcile").output
+    back = run(home, "rollback")
+    assert back.exit_code == 0 and "Rolled back to generation 1" in back.output
+
+
+def test_rollback_works_when_ruvector_toml_does_not(home: Path) -> None:
+    run(home, "reconcile")
+    write(home, 'greeting = "two"')
+    run(home, "reconcile")
+    (home / "ruvector.toml").write_text(
+        (home / "ruvector.toml").read_text() + "[plugins.installed.x]\n"
+    )
+    back = run(home, "rollback")
+    assert back.exit_code == 0 and "Rolled back to generation 1" in back.output
+    assert "plans forward from here again" in back.output
+
+
+def test_a_changed_secret_is_validated_again(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = home / "hello" / "config.schema.json"
+    schema.write_text(
+        '{"type": "object", "properties": {"greeting": {"type": "string", "minLength": 5}}}'
+    )
+    write(home, 'greeting = "env:RV_GREETING"')
+    monkeypatch.setenv("RV_GREETING", "long enough")
+    assert run(home, "reconcile").exit_code == 0
+    monkeypatch.setenv("RV_GREETING", "shrt")
+    result = run(home, "plan")
+    assert result.exit_code == 1 and "plugins.installed.hello.config.greeting" in result.output
+    assert "shrt" not in result.output  # the secret is named by its variable, never shown
+
+
+def test_plan_out_to_a_missing_directory_is_one_clear_error(home: Path) -> None:
+    result = run(home, "plan", "--out", str(home / "no" / "such" / "plan.json"))
+    assert result.exit_code == 1 and "cannot save the plan" in result.output
+    assert "Traceback" not in result.output

@@ -15,13 +15,13 @@ import click
 
 from reconciler import plan_json
 from reconciler.apply import apply, check_base, make_plan, observe, rollback
-from reconciler.desired import DesiredState, load_desired
+from reconciler.desired import DesiredState, load_desired, state_dir_of
 from reconciler.lock import ReconcileLock
 from reconciler.plan import Plan
 from reconciler.sources import Offers, read_sources
 from reconciler.store import StateStore
 from ruvector.cli.common import config_option
-from ruvector.cli.render import render, summary
+from ruvector.cli.render import render
 from ruvector.errors import ConfigError
 
 
@@ -76,7 +76,10 @@ def plan_command(
     """Show what `ruvector reconcile` would do; change nothing."""
     _, _, _, made = _prepare(config_path, upgrade, allow_downgrade)
     if out is not None:
-        out.write_text(plan_json.dumps(made))
+        try:
+            out.write_text(plan_json.dumps(made))
+        except OSError as exc:
+            raise ConfigError(str(out), "", f"cannot save the plan: {exc.strerror}") from None
     if as_json:
         click.echo(plan_json.dumps(made), nl=False)
     else:
@@ -119,7 +122,11 @@ def reconcile_command(
         for step in applied.done:
             click.echo(f"  {step}")
         assert applied.generation is not None
-        click.echo(f"Applied: generation {applied.generation.number} is in force ({summary(made)})")
+        install, change, remove = made.counts()
+        click.echo(
+            f"Applied: generation {applied.generation.number} is in force "
+            f"({install} installed, {change} changed, {remove} removed)."
+        )
 
 
 def _load_plan(path: Path) -> Plan:
@@ -133,10 +140,17 @@ def _load_plan(path: Path) -> Plan:
 @click.command("rollback")
 @config_option
 def rollback_command(config_path: Path) -> None:
-    """Return to the previous generation."""
-    desired = load_desired(config_path)
-    state_dir = Path(desired.settings.state_dir)
+    """Return to the previous generation.
+
+    Needs only the state dir from ruvector.toml, so it works right after a
+    bad edit, when it is most needed.
+    """
+    state_dir = state_dir_of(config_path)
     with ReconcileLock(state_dir):
         back = rollback(StateStore(state_dir))
     names = ", ".join(f"{p.name} {p.version}" for p in back.plugins) or "no plugins"
     click.echo(f"Rolled back to generation {back.number}: {names}")
+    click.echo(
+        "ruvector.toml is unchanged: the next `ruvector reconcile` (or an edit seen by a "
+        "running `ruvector run`) plans forward from here again."
+    )

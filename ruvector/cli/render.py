@@ -32,6 +32,9 @@ def render(plan: p.Plan, colour: bool = True) -> str:
 
 
 def summary(plan: p.Plan) -> str:
+    held = sum(isinstance(a, p.Hold) for a in plan.actions)
+    if not plan.has_changes and held:
+        return f"No changes can be applied: {held} held, waiting for approval (see the notes)."
     if not plan.has_changes:
         return "No changes. The installed plugins match ruvector.toml."
     install, change, remove = plan.counts()

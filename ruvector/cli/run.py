@@ -54,6 +54,11 @@ def run(config_path: Path, ticks: int | None) -> None:
 
 def _reconcile(desired: DesiredState, store: StateStore) -> Generation | None:
     """Reconcile once; on failure say so and keep the generation in force."""
+    return _try_reconcile(desired, store)[0]
+
+
+def _try_reconcile(desired: DesiredState, store: StateStore) -> tuple[Generation | None, bool]:
+    """(the generation in force after reconciling, whether the reconcile succeeded)."""
     try:
         done = reconcile(desired, store)
     except (InputError, HostFault) as exc:
@@ -64,12 +69,12 @@ def _reconcile(desired: DesiredState, store: StateStore) -> Generation | None:
         click.echo(
             click.style("reconcile failed", fg="red", bold=True) + f" ({keeping}):\n{exc}", err=True
         )
-        return current
+        return current, False
     if done.plan.has_changes:
         click.echo(render(done.plan, colour=False))
         for step in done.applied.done:
             click.echo(f"  {step}")
-    return done.applied.generation
+    return done.applied.generation, True
 
 
 class _Follower:
@@ -96,23 +101,54 @@ class _Follower:
 
     def before_tick(self) -> None:
         mtime = _mtime(self.config)
-        if not self.hup.is_set() and mtime == self.mtime:
-            return
-        self.hup.clear()
-        self.mtime = mtime
-        click.echo("ruvector.toml changed: reconciling")
+        if self.hup.is_set() or mtime != self.mtime:
+            self.hup.clear()
+            self.mtime = mtime
+            self._reconcile()
+        self._follow_current()
+
+    def _reconcile(self) -> None:
+        click.echo("reconciling ruvector.toml")
         try:
             desired = load_desired(self.config)
         except InputError as exc:
             click.echo(f"{exc}\n(nothing changed)", err=True)
             return
-        generation = _reconcile(desired, self.store)
+        generation, ok = _try_reconcile(desired, self.store)
+        if not ok:  # a bad edit changes nothing, the profile included
+            return
+        self._warn_restart_only(desired)
         self.desired = desired
+        self._adopt(generation)
+        if desired.settings.profile != self.executor.profile:
+            self.executor.switch_profile(desired.settings.profile)
+
+    def _follow_current(self) -> None:
+        """Follow a generation switched by another command (a rollback)."""
+        try:
+            if self.store.current_number() == self.generation.number:
+                return  # the common case: one small file read per tick
+            self._adopt(self.store.current())
+        except HostFault as exc:
+            click.echo(f"cannot read the generation in force: {exc}", err=True)
+
+    def _adopt(self, generation: Generation | None) -> None:
         if generation is not None and generation.number != self.generation.number:
             self._switch(self.generation, generation)
             self.generation = generation
-        if desired.settings.profile != self.executor.profile:
-            self.executor.switch_profile(desired.settings.profile)
+
+    def _warn_restart_only(self, desired: DesiredState) -> None:
+        """Settings of the executor itself apply at the next start."""
+        old, new = self.desired.settings, desired.settings
+        for name in ("tick_interval_ms", "protected_processes", "allow_other_users", "state_dir"):
+            if getattr(old, name) != getattr(new, name):
+                click.echo(f"plugins.{name} changed: it takes effect when ruvector run restarts")
+        if old.memory_high_percent != new.memory_high_percent or (
+            old.memory_critical_percent != new.memory_critical_percent
+        ):
+            click.echo("memory pressure thresholds changed: they take effect at restart")
+        if desired.enabled != self.desired.enabled:
+            click.echo("plugins.enabled changed: it takes effect when ruvector run restarts")
 
     def _switch(self, old: Generation, new: Generation) -> None:
         """Restart only what changed; everything else keeps its memory and ticks on."""
