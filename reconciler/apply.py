@@ -13,6 +13,7 @@ reports which steps were done. The caller holds the ReconcileLock.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from reconciler.store import (
     pins_of,
 )
 from ruvector.errors import HostFault, InputError
+
+log = logging.getLogger(__name__)
 
 # Generations kept for rollback; older ones and the artifacts only they use go.
 KEEP_GENERATIONS = 10
@@ -356,6 +359,9 @@ def reconcile(
     StateError; the previous generation stays in force on any of them.
     """
     with ReconcileLock(store.state_dir):
+        damaged = store.forget_damaged_current()
+        if damaged is not None:
+            log.warning("the generation in force is damaged (%s): installing afresh", damaged)
         offers = read_sources(desired)
         made = make_plan(
             desired, observe(store), offers, upgrade=upgrade, allow_downgrade=allow_downgrade

@@ -512,6 +512,23 @@ class StateStore:
         """
         return self._current_number()
 
+    def forget_damaged_current(self) -> str | None:
+        """If the generation in force cannot be read, stop pointing at it.
+
+        `current` is renamed to `current.damaged` (kept for inspection), so the
+        next apply installs afresh from ruvector.toml instead of failing for
+        ever. Returns what was wrong, or None if the current generation reads
+        fine. Needs the ReconcileLock. Raises StateError if the rename fails.
+        """
+        try:
+            self.current()
+        except StateError as exc:
+            path = self.generations_dir / CURRENT_NAME
+            with _io(path, "set the damaged current aside"):
+                os.replace(path, path.with_name(CURRENT_NAME + ".damaged"))
+            return str(exc)
+        return None
+
     def newest_number(self) -> int | None:
         """The newest recorded generation, in force or not (None: none yet)."""
         return max(self._numbers(), default=None)

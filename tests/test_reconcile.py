@@ -308,3 +308,14 @@ def test_plan_out_to_a_missing_directory_is_one_clear_error(home: Path) -> None:
     result = run(home, "plan", "--out", str(home / "no" / "such" / "plan.json"))
     assert result.exit_code == 1 and "cannot save the plan" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_damaged_generation_record_is_replaced_by_a_fresh_install(home: Path) -> None:
+    run(home, "reconcile")
+    record = home / "state" / "generations" / "1.json"
+    record.write_text(record.read_text().replace('"one"', '"edited by hand"'))
+    assert run(home, "plan").exit_code == 1  # plan only reads: it says what is wrong
+    result = run(home, "reconcile")
+    assert result.exit_code == 0, result.output
+    assert "damaged" in result.output and "switched to generation 2" in result.output
+    assert "No changes." in run(home, "reconcile").output

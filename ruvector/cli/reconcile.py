@@ -110,6 +110,11 @@ def reconcile_command(
     """Make the installed plugins match ruvector.toml (or apply PLAN_FILE exactly)."""
     desired = load_desired(config_path)
     with ReconcileLock(Path(desired.settings.state_dir)):
+        damaged = StateStore(Path(desired.settings.state_dir)).forget_damaged_current()
+        if damaged is not None:
+            click.echo(
+                f"the generation in force is damaged ({damaged}): installing afresh", err=True
+            )
         _, store, offers, made = _prepare(config_path, upgrade, allow_downgrade)
         if plan_file is not None:
             made = _load_plan(plan_file)
