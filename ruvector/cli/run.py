@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class _Follower:
         self.config, self.store, self.executor = config, store, executor
         self.generation, self.desired = generation, desired
         self.hup = threading.Event()
-        self.mtime = _mtime(config)
+        self.seen = _fingerprint(config)
 
     def load(self, plugins: tuple[InstalledPlugin, ...]) -> None:
         handed = hand_off(plugins, self.store, self.desired)
@@ -100,10 +101,10 @@ class _Follower:
         self.executor.load_all(handed.specs)
 
     def before_tick(self) -> None:
-        mtime = _mtime(self.config)
-        if self.hup.is_set() or mtime != self.mtime:
+        seen = _fingerprint(self.config)
+        if self.hup.is_set() or seen != self.seen:
             self.hup.clear()
-            self.mtime = mtime
+            self.seen = seen
             self._reconcile()
         self._follow_current()
 
@@ -174,8 +175,11 @@ def _key(p: InstalledPlugin | None) -> tuple[object, ...] | None:
     )
 
 
-def _mtime(path: Path) -> float:
+def _fingerprint(path: Path) -> bytes | None:
+    """The file's content hash: an edit is seen even when the file system's
+    coarse mtime does not move (a truncate and a write in one clock tick),
+    and a half-written file read mid-edit is read again once complete."""
     try:
-        return path.stat().st_mtime
+        return hashlib.sha256(path.read_bytes()).digest()
     except OSError:
-        return 0.0
+        return None
