@@ -14,6 +14,18 @@ import click
 from executor.executor import Executor
 from ruvector.cli.output import metrics_table, plugin_metrics
 
+
+def approve_option(dest: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--approve CAP, repeatable, into parameter `dest`."""
+    return click.option(
+        "--approve",
+        dest,
+        multiple=True,
+        metavar="CAP",
+        help="Approve a capability, e.g. KillProcess or 'FileSystemRead(/tmp)'. Repeatable.",
+    )
+
+
 config_option = click.option(
     "--config",
     "config_path",

@@ -13,7 +13,7 @@ from executor.health import enable_plugin
 from executor.spec import ExecutorSettings, Limits
 from hostcalls import capabilities
 from reconciler.plugin_dir import load_plugin_dir
-from ruvector.cli.common import run_executor
+from ruvector.cli.common import approve_option, run_executor
 from ruvector.cli.output import ConsoleObserver
 from ruvector.errors import ConfigError
 
@@ -26,13 +26,7 @@ def dev() -> None:
 @dev.command("run")
 @click.argument("plugin_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--ticks", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option(
-    "--approve",
-    "approve",
-    multiple=True,
-    metavar="CAP",
-    help="Approve a capability, e.g. KillProcess or 'FileSystemRead(/tmp)'. Repeatable.",
-)
+@approve_option("approve")
 @click.option(
     "--set",
     "settings",

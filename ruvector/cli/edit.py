@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from reconciler.edit import Change, Edited, add_plugin, approve, edit_file, remove_plugin, set_value
-from ruvector.cli.common import config_option
+from ruvector.cli.common import approve_option, config_option
 from ruvector.errors import ConfigError
 
 
@@ -36,13 +36,7 @@ def _edit(config_path: Path, change: Change) -> None:
     help="dir:PATH (a plugin directory) or file:PATH (a .rvp bundle), "
     "relative to ruvector.toml. Required.",
 )
-@click.option(
-    "--approve",
-    "approvals",
-    multiple=True,
-    metavar="CAP",
-    help="Approve a capability, e.g. KillProcess or 'FileSystemRead(/tmp)'. Repeatable.",
-)
+@approve_option("approvals")
 @click.option(
     "--set",
     "settings",
