@@ -29,10 +29,10 @@ from reconciler.store import (
     InstalledPlugin,
     StateError,
     StateStore,
-    Trust,
     hashes_of,
     pins_of,
 )
+from reconciler.trust import TrustLevel
 from ruvector.errors import HostFault, InputError
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,14 @@ def _describe_installed(store: StateStore, p: InstalledPlugin) -> Available:
         path = directory / manifest.config_schema
         schema = parse_config_schema(path.read_bytes(), str(path))
     return Available(
-        p.name, p.version, p.digest, p.wasm_sha256, p.source, manifest.capabilities, schema
+        p.name,
+        p.version,
+        p.digest,
+        p.wasm_sha256,
+        p.source,
+        manifest.capabilities,
+        schema,
+        p.trust,
     )
 
 
@@ -299,7 +306,7 @@ def _record(t: Target, files: Mapping[str, str], wasm_sha256: str) -> InstalledP
         config=config,
         config_hash=config_hash(config),
         enabled=t.enabled,
-        trust=Trust.UNSIGNED,
+        trust=TrustLevel(t.trust),
         files=dict(files),
         declared=t.declared,
         limits=dict(t.limits),

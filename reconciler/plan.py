@@ -19,8 +19,9 @@ Rules, in order, per plugin:
 - An install or upgrade whose manifest declares a dangerous capability
   ruvector.toml does not approve is held (Hold): the old version, if any,
   keeps running, and the plan says what to approve.
-- An unsigned plugin may hold read-only capabilities only (the design's
-  trust rule): anything more fails the plan.
+- Each trust level may hold only some capabilities (reconciler.trust:
+  unsigned plugins read-only ones, signed ones all but RegistryWrite):
+  anything more fails the plan.
 - Each plugin's config is validated against its manifest's schema.
 Problems are gathered for every plugin, then raised together as PlanError.
 """
@@ -36,25 +37,15 @@ from typing import Any, Protocol
 
 from deepdiff import DeepDiff
 
-from hostcalls.capabilities import Capability, CapabilityKind, parse_all
+from hostcalls.capabilities import Capability, parse_all
 from reconciler._validation import find_line
 from reconciler.config_schema import ConfigCheck, validate_configs
 from reconciler.desired import DesiredPlugin, DesiredState
 from reconciler.manifest import semver_key
+from reconciler.trust import TrustLevel, beyond, explain
 from ruvector.errors import ConfigError, InputError
 
 FORMAT_VERSION = 1
-
-# What an unsigned plugin may hold: capabilities that only read.
-READ_ONLY = frozenset(
-    {
-        CapabilityKind.READ_SYSTEM_INFO,
-        CapabilityKind.READ_PROCESS_LIST,
-        CapabilityKind.SHOW_NOTIFICATIONS,
-        CapabilityKind.FILESYSTEM_READ,
-        CapabilityKind.REGISTRY_READ,
-    }
-)
 
 
 class PlanError(InputError):
@@ -79,7 +70,7 @@ class Available:
     source: str  # "dir:/abs" or "file:/abs.rvp"
     declared: frozenset[Capability]
     config_schema: Mapping[str, Any] | None = None
-    signed: bool = False  # trust comes with the registry issue
+    trust: TrustLevel = TrustLevel.UNSIGNED  # from a signature checked on this machine
 
 
 class Installed(Protocol):
@@ -103,6 +94,8 @@ class Installed(Protocol):
     def limits(self) -> Mapping[str, int]: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def trust(self) -> TrustLevel: ...
 
 
 # -- actions ------------------------------------------------------------------
@@ -135,6 +128,7 @@ class Install(Action):
     source: str
     capabilities: tuple[str, ...]
     enabled: bool
+    trust: str = TrustLevel.UNSIGNED.value
 
     @property
     def symbol(self) -> str:
@@ -228,6 +222,7 @@ class Target:
     config: Mapping[str, object]  # as written in ruvector.toml: env: references, no secrets
     enabled: bool
     limits: Mapping[str, int] = field(default_factory=dict)  # as ruvector.toml words them
+    trust: str = TrustLevel.UNSIGNED.value  # a TrustLevel's value
 
 
 @dataclass(frozen=True)
@@ -359,17 +354,16 @@ def _check(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
                 f"{want.version} is pinned but {offer.source} holds {offer.version}",
             )
         )
-    if not offer.signed:
-        beyond = sorted(str(c) for c in offer.declared if c.kind not in READ_ONLY)
-        if beyond:
-            problems.append(
-                _error(
-                    want,
-                    "source",
-                    f"{offer.name} {offer.version} is unsigned and declares {', '.join(beyond)}: "
-                    "unsigned plugins may hold read-only capabilities only",
-                )
+    refused = beyond(offer.trust, offer.declared)
+    if refused:
+        problems.append(
+            _error(
+                want,
+                "source",
+                f"{offer.name} {offer.version} is {offer.trust} and declares "
+                f"{', '.join(refused)}: {explain(offer.trust)}",
             )
+        )
     return problems
 
 
@@ -382,7 +376,7 @@ def _validate(want: DesiredPlugin, runs: Available | None) -> list[ConfigCheck]:
 
 
 def _signature_required(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
-    if offer.signed:
+    if offer.trust is not TrustLevel.UNSIGNED:
         return []
     message = (
         f"{offer.name} {offer.version} is unsigned and plugins.trust.require_signature is true"
@@ -398,7 +392,9 @@ def _install(want: DesiredPlugin, offer: Available, step: _Step) -> _Step:
         step.notes.append(_hold_note(want, offer.version, needs))
         return step
     caps = tuple(sorted(str(c) for c in offer.declared))
-    step.actions.append(Install(want.name, offer.version, offer.source, caps, want.enabled))
+    step.actions.append(
+        Install(want.name, offer.version, offer.source, caps, want.enabled, offer.trust.value)
+    )
     step.target.append(_target(want, offer))
     return step
 
@@ -525,6 +521,7 @@ def _target(want: DesiredPlugin, offer: Available) -> Target:
         want.stored_config(),
         want.enabled,
         want.stored_limits(),
+        offer.trust.value,
     )
 
 
@@ -539,6 +536,7 @@ def _keep(want: DesiredPlugin, have: Installed) -> Target:
         want.stored_config(),
         want.enabled,
         want.stored_limits(),
+        have.trust.value,
     )
 
 

@@ -97,6 +97,7 @@ def _load_target(data: dict[str, Any]) -> p.Target:
         config=data["config"],
         enabled=data["enabled"],
         limits=data["limits"],
+        trust=data.get("trust", "unsigned"),
     )
 
 

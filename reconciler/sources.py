@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from reconciler.bundle import Bundle, load_source
 from reconciler.desired import DesiredState
 from reconciler.plan import Available
+from reconciler.signature import local_trust
+from reconciler.trust import TrustLevel
 from ruvector.errors import ConfigError, InputError
 
 
-def describe(bundle: Bundle, source: str) -> Available:
-    """What the planner needs to know of a bundle."""
+def describe(bundle: Bundle, source: str, trust: TrustLevel) -> Available:
+    """What the planner needs to know of a bundle whose signature was checked."""
     m = bundle.manifest
     return Available(
         name=m.name,
@@ -27,7 +29,7 @@ def describe(bundle: Bundle, source: str) -> Available:
         source=source,
         declared=m.capabilities,
         config_schema=bundle.config_schema(),
-        signed=False,  # signatures are verified with the registry (next issue)
+        trust=trust,
     )
 
 
@@ -49,10 +51,11 @@ def read_sources(desired: DesiredState) -> Offers:
     for plugin in desired.plugins:
         try:
             bundle = load_source(plugin.source.path)
+            trust = local_trust(bundle, desired.trust.verified_publisher_keys)
         except InputError as exc:
             key = f"plugins.installed.{plugin.name}.source"
             problems.append(ConfigError(str(plugin.origin), key, f"{plugin.source}: {exc}"))
             continue
         bundles[plugin.name] = bundle
-        available[plugin.name] = describe(bundle, str(plugin.source))
+        available[plugin.name] = describe(bundle, str(plugin.source), trust)
     return Offers(bundles, available, tuple(problems))

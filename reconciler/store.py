@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from reconciler.trust import TrustLevel
 from ruvector.atomic import atomic_write, fsync_dir
 from ruvector.errors import HostFault
 
@@ -68,10 +69,6 @@ class StateError(HostFault):
         self.file = str(file)
         self.message = message
         super().__init__(f"{file}: {message}")
-
-
-class Trust(enum.Enum):
-    UNSIGNED = "unsigned"  # no signature checked: read-only capabilities only
 
 
 class DriftKind(enum.Enum):
@@ -169,7 +166,7 @@ class InstalledPlugin:
     config: Mapping[str, object]
     config_hash: str  # config_hash(config)
     enabled: bool
-    trust: Trust
+    trust: TrustLevel
     files: Mapping[str, str]  # member name -> sha256, for drift checks
     declared: tuple[str, ...] = ()  # the manifest's capability texts; kept sorted
     limits: Mapping[str, int] = field(default_factory=dict)  # as ruvector.toml set them
@@ -795,7 +792,7 @@ def _plugin_from_json(data: object, at: str) -> InstalledPlugin:
     if not all(isinstance(c, str) for c in (*approved, *declared)):
         raise _Damaged(f"{at}approved, declared: expected lists of strings")
     try:
-        trust = Trust(data.get("trust"))
+        trust = TrustLevel(data.get("trust"))
     except ValueError:
         raise _Damaged(f"{at}trust: unknown trust level {data.get('trust')!r}") from None
     return InstalledPlugin(

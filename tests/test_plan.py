@@ -17,6 +17,7 @@ from hostcalls.capabilities import parse_all
 from reconciler import plan_json
 from reconciler.desired import load_desired, stored_limits
 from reconciler.plan import Available, Plan, PlanError, plan
+from reconciler.trust import TrustLevel
 from ruvector.errors import ConfigError
 
 CASES = Path(__file__).parent / "plan_cases"
@@ -43,12 +44,14 @@ class FakeInstalled:
     config: dict[str, object] = field(default_factory=dict)
     enabled: bool = True
     limits: dict[str, int] = field(default_factory=lambda: stored_limits(Limits()))
+    trust: TrustLevel = TrustLevel.UNSIGNED
 
 
 def installed_of(entry: dict[str, Any], root: Path) -> FakeInstalled:
     entry = {"source": f"dir:{root / entry['name']}", **entry}
     for key in ("approved", "declared"):
         entry[key] = tuple(entry.get(key, ()))
+    entry["trust"] = TrustLevel(entry.get("trust", "unsigned"))
     return FakeInstalled(**entry)
 
 
@@ -61,7 +64,7 @@ def available_of(name: str, entry: dict[str, Any], root: Path) -> Available:
         source=f"dir:{root / name}",
         declared=parse_all(entry.get("declared", [])),
         config_schema=entry.get("config_schema"),
-        signed=entry.get("signed", False),
+        trust=TrustLevel(entry.get("trust", "unsigned")),
     )
 
 

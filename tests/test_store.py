@@ -22,12 +22,12 @@ from reconciler.store import (
     Pruned,
     StateError,
     StateStore,
-    Trust,
     config_hash,
     digest_of,
     hashes_of,
     pins_of,
 )
+from reconciler.trust import TrustLevel
 from ruvector.errors import HostFault
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def installed(
         config=config,
         config_hash=config_hash(config),
         enabled=True,
-        trust=Trust.UNSIGNED,
+        trust=TrustLevel.UNSIGNED,
         files=hashes_of(files),
     )
 

@@ -8,10 +8,23 @@ from pathlib import Path
 import click
 
 from executor.health import enable_plugin, plugin_dir
-from reconciler.bundle import bundle_from_dir, write_bundle
+from reconciler.bundle import (
+    SIGNATURE_NAME,
+    bundle_from_dir,
+    load_source,
+    write_bundle,
+)
 from reconciler.desired import load_desired
+from reconciler.signature import (
+    default_key_path,
+    generate_key,
+    read_key,
+    sign_bundle,
+    write_key,
+)
+from ruvector.atomic import atomic_write
 from ruvector.cli.common import config_option
-from ruvector.errors import ConfigError
+from ruvector.errors import ConfigError, HostFault
 
 # As the manifest schema names plugins; anything else could name a path.
 _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -52,3 +65,68 @@ def pack(directory: Path, out: Path | None) -> None:
     out = out or Path(f"{bundle.manifest.name}-{bundle.manifest.version}.rvp")
     write_bundle(bundle, out)
     click.echo(f"{out}: {out.stat().st_size} bytes, digest sha256:{bundle.digest}")
+
+
+@plugin.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_key_path,
+    show_default="~/.ruvector/keys/publisher.key",
+    help="The secret key made by `ruvector keygen`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="For a .rvp TARGET: write the signed bundle here instead of in place.",
+)
+def sign(target: Path, key_path: Path, out: Path | None) -> None:
+    """Sign the plugin TARGET (a plugin directory or a .rvp bundle).
+
+    The signature covers every file of the plugin: the manifest, which pins
+    the wasm's sha256, the wasm, the config schema and the README. It is
+    written as manifest.toml.sig in the directory, or into the bundle.
+    """
+    key = read_key(key_path)
+    # Signing for another platform must not need that platform.
+    bundle = bundle_from_dir(target, check_host=False) if target.is_dir() else load_source(target)
+    signed = sign_bundle(bundle, key)
+    if target.is_dir():
+        written = target / SIGNATURE_NAME
+        _write(written, signed.files[SIGNATURE_NAME])
+    else:
+        written = out or target
+        write_bundle(signed, written)
+    m = signed.manifest
+    click.echo(f"{written}: {m.name} {m.version} signed by {key.public}")
+    click.echo(
+        "  It is Verified where ruvector.toml lists this key in verified_publisher_keys, "
+        "and Signed when a registry holds it for its publisher."
+    )
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise HostFault(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=default_key_path,
+    show_default="~/.ruvector/keys/publisher.key",
+    help="The secret key file; the public key goes beside it as OUT.pub.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing key (the old one is lost).")
+def keygen(out: Path, force: bool) -> None:
+    """Make an Ed25519 key to sign plugins with."""
+    key = generate_key()
+    public = write_key(key, out, force=force)
+    click.echo(f"secret key: {out} (keep it secret; mode 0600)")
+    click.echo(f"public key: {public}")
+    click.echo(f"  {key.public}")
