@@ -30,7 +30,11 @@ MAX_MANIFEST_BYTES = 64 * 1024
 MANIFEST_NAME = "manifest.toml"
 
 _SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+    # ASCII digits only (\d matches other scripts'); numeric pre-release
+    # identifiers without leading zeros, as semver requires.
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+    r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
 )
 
 
@@ -149,7 +153,7 @@ def semver_key(version: str) -> tuple[int, int, int, bool, tuple[tuple[int, int,
 
     Raises ValueError for text that is not x.y.z[-pre].
     """
-    m = _SEMVER.match(version)
+    m = _SEMVER.fullmatch(version)
     if m is None:
         raise ValueError(f"'{version}' is not a version x.y.z[-pre]")
     pre = m.group(4)
