@@ -176,7 +176,7 @@ def write_bundle(bundle: Bundle, out: Path) -> None:
         raise HostFault(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
-def open_bundle(path: Path) -> Bundle:
+def open_bundle(path: Path, *, check_host: bool = True) -> Bundle:
     """Read and check a .rvp file, in memory: nothing is extracted to disk.
 
     Raises ConfigError (file = `path`, key = the member's name) for a file
@@ -187,10 +187,19 @@ def open_bundle(path: Path) -> Bundle:
     by deflate, appears twice, is not one the manifest allows, or is over
     its cap (as declared or as it decompresses) or corrupt; a missing
     manifest, wasm or config schema. Then what bundle_from_dir raises about
-    the content (file = `path`/manifest.toml and so on).
+    the content (file = `path`/manifest.toml and so on). With `check_host`
+    False, a bundle for another platform or a newer ruvector is accepted
+    (a registry serves every platform).
     """
+    raw = read_capped(path, MAX_BUNDLE_BYTES, str(path), "")
+    return bundle_from_bytes(raw, path, check_host=check_host)
+
+
+def bundle_from_bytes(raw: bytes, path: Path, *, check_host: bool = True) -> Bundle:
+    """open_bundle of bytes already read (e.g. downloaded), named `path` in errors."""
     file = str(path)
-    raw = read_capped(path, MAX_BUNDLE_BYTES, file, "")
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise ConfigError(file, "", f"larger than the {size_text(MAX_BUNDLE_BYTES)} cap")
     try:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except _ZIP_ERRORS as exc:
@@ -200,7 +209,9 @@ def open_bundle(path: Path) -> Bundle:
         if MANIFEST_NAME not in infos:
             raise ConfigError(file, key_path((MANIFEST_NAME,)), "missing from the bundle")
         raw_manifest = _read(zf, infos[MANIFEST_NAME], MAX_MANIFEST_BYTES, file)
-        manifest = parse_manifest(raw_manifest, str(path / MANIFEST_NAME), path)
+        manifest = parse_manifest(
+            raw_manifest, str(path / MANIFEST_NAME), path, check_host=check_host
+        )
         members = _members(manifest)
         for name in infos:
             if name not in members:

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plugin": ("ruvector.cli.plugin", "plugin", "Manage plugins (pack, sign, enable)."),
     "keygen": ("ruvector.cli.plugin", "keygen", "Make a publisher's Ed25519 signing key."),
     "dev": ("ruvector.cli.dev", "dev", "Tools for plugin authors."),
+    "registry": ("ruvector.cli.registry", "registry", "Make, fill and serve a plugin registry."),
 }
 
 
