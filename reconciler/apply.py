@@ -16,13 +16,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from reconciler.config_schema import parse_config_schema
 from reconciler.desired import DesiredState
 from reconciler.lock import ReconcileLock
-from reconciler.manifest import MANIFEST_NAME, parse_manifest
-from reconciler.plan import Available, Plan, PlanError, Repair, Target, config_hash, plan
+from reconciler.manifest import MANIFEST_NAME, parse_manifest, semver_key
+from reconciler.plan import (
+    Available,
+    Plan,
+    PlanError,
+    Repair,
+    Target,
+    UpgradeScope,
+    config_hash,
+    plan,
+)
 from reconciler.sources import Offers, read_sources
 from reconciler.store import (
     Generation,
@@ -33,7 +43,11 @@ from reconciler.store import (
     pins_of,
 )
 from reconciler.trust import TrustLevel
+from registry.history import History
 from ruvector.errors import HostFault, InputError
+
+if TYPE_CHECKING:
+    from registry.source import ClientFactory
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +137,35 @@ def _describe_installed(store: StateStore, p: InstalledPlugin) -> Available:
     )
 
 
+def gather(
+    desired: DesiredState,
+    store: StateStore,
+    *,
+    upgrade: UpgradeScope = False,
+    connect: ClientFactory | None = None,
+) -> tuple[Observed, Offers]:
+    """Observe the state, then read the sources in its light (a registry
+    plugin that stays installed needs no download)."""
+    observed = observe(store)
+    gen = observed.generation
+    installed = {p.name: p for p in gen.plugins} if gen else {}
+    offers = read_sources(desired, installed, observed.kept, upgrade=upgrade, connect=connect)
+    return observed, offers
+
+
 def make_plan(
     desired: DesiredState,
     observed: Observed,
     offers: Offers,
     *,
-    upgrade: bool = False,
+    upgrade: UpgradeScope = False,
     allow_downgrade: bool = False,
 ) -> Plan:
     """The plan from here to ruvector.toml. Raises PlanError listing every problem."""
     if offers.problems:
         raise PlanError(offers.problems)
     gen = observed.generation
-    return plan(
+    made = plan(
         desired,
         gen.plugins if gen else (),
         offers.available,
@@ -145,6 +175,7 @@ def make_plan(
         upgrade=upgrade,
         allow_downgrade=allow_downgrade,
     )
+    return replace(made, notes=(*offers.notes, *made.notes)) if offers.notes else made
 
 
 @dataclass(frozen=True)
@@ -185,6 +216,7 @@ def apply(
         done.append(text)
     generation = store.current()
     assert generation is not None
+    done += _remember_fetched(store, generation, offers)
     try:
         store.write_pins(pins_of(generation))
         pruned = store.prune(KEEP_GENERATIONS)
@@ -194,6 +226,22 @@ def apply(
         if pruned.generations:
             done.append(f"pruned generations {', '.join(map(str, pruned.generations))}")
     return Applied(generation, tuple(done))
+
+
+def _remember_fetched(store: StateStore, generation: Generation, offers: Offers) -> list[str]:
+    """Record what this generation installed from the registry (its high-water marks)."""
+    if not offers.fetched:
+        return []
+    history = History.load(store.state_dir)
+    for p in generation.plugins:
+        fetched = offers.fetched.get(p.name)
+        if fetched is not None and offers.bundles[p.name].digest == p.digest:
+            history.record(p.name, fetched)
+    try:
+        history.save()
+    except HostFault as exc:
+        return [f"(warning) registry history not written: {exc}"]
+    return []
 
 
 def _sync_pins(store: StateStore, current: Generation | None) -> None:
@@ -326,9 +374,25 @@ def rollback(store: StateStore) -> Generation:
     previous = store.previous()
     if previous is None:
         raise InputError("there is no previous generation to return to")
+    current = store.current()
     store.switch(previous.number)
     store.write_pins(pins_of(previous))
+    if current is not None:
+        _remember_rollback(store, current, previous)
     return previous
+
+
+def _remember_rollback(store: StateStore, left: Generation, back: Generation) -> None:
+    """Versions left by a rollback are not offered again by --upgrade or auto-update."""
+    history: History | None = None
+    for p in left.plugins:
+        older = back.plugin(p.name)
+        moved = older is None or semver_key(older.version) < semver_key(p.version)
+        if p.source.startswith("registry:") and moved:
+            history = history or History.load(store.state_dir)
+            history.rolled_back(p.name, p.version)
+    if history is not None:
+        history.save()
 
 
 __all__ = [
@@ -339,6 +403,7 @@ __all__ = [
     "StalePlan",
     "apply",
     "check_base",
+    "gather",
     "make_plan",
     "observe",
     "reconcile",
@@ -356,9 +421,10 @@ def reconcile(
     desired: DesiredState,
     store: StateStore,
     *,
-    upgrade: bool = False,
+    upgrade: UpgradeScope = False,
     allow_downgrade: bool = False,
     allow_empty: bool = False,
+    connect: ClientFactory | None = None,
 ) -> Reconciled:
     """Lock, observe, read the sources, plan and apply: the whole loop once.
 
@@ -369,8 +435,8 @@ def reconcile(
         damaged = store.forget_damaged_current()
         if damaged is not None:
             log.warning("the generation in force is damaged (%s): installing afresh", damaged)
-        offers = read_sources(desired)
+        observed, offers = gather(desired, store, upgrade=upgrade, connect=connect)
         made = make_plan(
-            desired, observe(store), offers, upgrade=upgrade, allow_downgrade=allow_downgrade
+            desired, observed, offers, upgrade=upgrade, allow_downgrade=allow_downgrade
         )
         return Reconciled(made, apply(made, offers, store, allow_empty=allow_empty))

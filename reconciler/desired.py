@@ -31,12 +31,16 @@ from reconciler._validation import (
     load_document,
     map_leaves,
     parse_capabilities,
+    read_capped,
 )
+from registry.schedule import DEFAULT_SCHEDULE, Schedule
+from registry.versions import Constraint
 from ruvector.errors import ConfigError
 
 MAX_DESIRED_BYTES = 1 << 20
 DEFAULT_PLUGIN_DIR = "~/.ruvector/plugins"
 DEFAULT_REGISTRY_URL = "https://plugins.ruvector.dev/api/v1"
+MAX_ROOT_BYTES = 512 * 1024  # tuf's own cap on a root.json
 
 # Only this exact form is a reference: "env: x" or "see env:X" stay text.
 ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
@@ -45,15 +49,25 @@ ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 class SourceKind(enum.Enum):
     DIR = "dir"  # a plugin directory on this machine (manifest.toml + wasm)
     FILE = "file"  # a plugin bundle (.rvp) on this machine
+    REGISTRY = "registry"  # the registry's plugin of the same name (the default)
 
 
 @dataclass(frozen=True)
 class Source:
     kind: SourceKind
-    path: Path  # absolute
+    path: Path | None  # absolute; None for the registry
+    name: str = ""  # the registry's plugin name
 
     def __str__(self) -> str:
+        if self.kind is SourceKind.REGISTRY:
+            return f"registry:{self.name}"
         return f"{self.kind.value}:{self.path}"
+
+    @property
+    def local(self) -> Path:
+        """The path of a dir: or file: source (a bug to ask of a registry one)."""
+        assert self.path is not None, f"{self} is not on this machine"
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,7 @@ class DesiredPlugin:
 
     name: str
     enabled: bool
-    version: str | None  # None: whatever the source holds
+    version: str | None  # the constraint as written; None: whatever the source holds
     source: Source
     approved: frozenset[Capability]
     limits: Limits
@@ -70,6 +84,16 @@ class DesiredPlugin:
     # Holds secrets resolved from the environment: never in the repr.
     config: Mapping[str, object] = field(default_factory=dict, repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict)  # config key path -> env var
+    constraint: Constraint | None = None  # `version`, parsed
+
+    def allows(self, version: str) -> bool:
+        """Whether `version` meets the plugin's version constraint (any, without one)."""
+        return self.constraint is None or self.constraint.allows(version)
+
+    @property
+    def exact(self) -> str | None:
+        """The version `version` pins exactly, if it does."""
+        return self.constraint.exact if self.constraint else None
 
     def stored_limits(self) -> dict[str, int]:
         return stored_limits(self.limits)
@@ -111,6 +135,19 @@ class DesiredState:
     auto_update: bool
     trust: Trust = field(default_factory=lambda: Trust())
     text: str = field(default="", repr=False)  # the file as read, to place later errors on a line
+    registry_root: RegistryRoot | None = None  # None: no registry pinned
+    update_schedule: Schedule = field(default_factory=lambda: Schedule.parse(DEFAULT_SCHEDULE))
+
+    def from_registry(self) -> tuple[DesiredPlugin, ...]:
+        return tuple(p for p in self.plugins if p.source.kind is SourceKind.REGISTRY)
+
+
+@dataclass(frozen=True)
+class RegistryRoot:
+    """The registry's root of trust as ruvector.toml pins it (checked by the client)."""
+
+    data: bytes = field(repr=False)  # a TUF root.json
+    origin: str  # the file it came from, or "ruvector.toml: plugins.registry_root"
 
 
 @dataclass(frozen=True)
@@ -159,7 +196,10 @@ def load_desired(path: Path) -> DesiredState:
     plugin_dir = _absolute(base, section.get("plugin_dir", DEFAULT_PLUGIN_DIR))
     # No plugin may touch the desired state or another plugin's files,
     # whatever its file grant: rewriting either would widen its own rights.
-    private = (path.absolute(), plugin_dir, *(p.source.path for p in plugins))
+    local = [p.source.path for p in plugins if p.source.path is not None]
+    root = _registry_root(doc, path, base, section.get("registry_root"))
+    pinned = [Path(root.origin)] if root and root.origin != str(path) else []
+    private = (path.absolute(), plugin_dir, *local, *pinned)
     settings = replace(_settings(doc, section, base), private_paths=tuple(map(str, private)))
     return DesiredState(
         path=path,
@@ -171,6 +211,8 @@ def load_desired(path: Path) -> DesiredState:
         registry_url=section.get("registry_url", DEFAULT_REGISTRY_URL),
         auto_update=section.get("auto_update", False),
         text=doc.text,
+        registry_root=root,
+        update_schedule=_schedule(doc, section.get("update_schedule", DEFAULT_SCHEDULE)),
         trust=Trust(
             require_signature=section.get("trust", {}).get("require_signature", False),
             verified_publisher_keys=tuple(
@@ -233,7 +275,8 @@ def _plugin(
         name=name,
         enabled=entry.get("enabled", True),
         version=entry.get("version"),
-        source=_source(doc, (*at, "source"), entry["source"], base),
+        constraint=_constraint(doc, (*at, "version"), entry.get("version")),
+        source=_source(doc, (*at, "source"), entry.get("source", "registry"), base, name),
         approved=parse_capabilities(entry.get("approve", []), (*at, "approve"), doc.error),
         limits=_limits(entry, limits),
         origin=origin,
@@ -242,14 +285,43 @@ def _plugin(
     )
 
 
-def _source(doc: Document, at: KeyPath, text: str, base: Path) -> Source:
+def _constraint(doc: Document, at: KeyPath, text: str | None) -> Constraint | None:
+    if text is None:
+        return None
+    try:
+        return Constraint.parse(text)
+    except ValueError as exc:
+        raise doc.error(at, str(exc)) from None
+
+
+def _schedule(doc: Document, text: str) -> Schedule:
+    try:
+        return Schedule.parse(text)
+    except ValueError as exc:
+        raise doc.error(("plugins", "update_schedule"), str(exc)) from None
+
+
+def _registry_root(doc: Document, path: Path, base: Path, text: str | None) -> RegistryRoot | None:
+    """The pinned root: inline JSON (it starts with '{') or the path of a root.json."""
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        return RegistryRoot(text.encode(), str(path))
+    file = _absolute(base, text)
+    raw = read_capped(file, MAX_ROOT_BYTES, str(path), "plugins.registry_root")
+    return RegistryRoot(raw, str(file))
+
+
+def _source(doc: Document, at: KeyPath, text: str, base: Path, name: str) -> Source:
+    if text == SourceKind.REGISTRY.value:
+        return Source(SourceKind.REGISTRY, None, name)
     scheme, sep, rest = text.partition(":")
-    kinds = {k.value: k for k in SourceKind}
+    kinds = {k.value: k for k in SourceKind if k is not SourceKind.REGISTRY}
     if not sep or scheme not in kinds:
         raise doc.error(
             at,
             f"unsupported source '{text}': this version supports dir:PATH (a plugin "
-            "directory) and file:PATH (a .rvp bundle)",
+            "directory), file:PATH (a .rvp bundle) and registry (the default)",
         )
     kind = kinds[scheme]
     if not rest:

@@ -69,7 +69,6 @@ Tableish = Table | InlineTable
 
 _PLUGINS: KeyPath = ("plugins", "installed")
 _KEY_PART = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|("(?:[^"\\\n]|\\.)*")|'([^'\n]*)')\s*""")
-_SOURCE_HELP = "dir:PATH (a plugin directory) or file:PATH (a .rvp bundle)"
 
 
 class EditError(ValueError):
@@ -131,20 +130,19 @@ def add_plugin(
 ) -> str:
     """Add [plugins.installed.NAME]; `config` holds (dotted key, raw value) pairs.
 
-    Raises EditError: the plugin exists, no source, a refused capability, a
+    Raises EditError: the plugin exists, a refused capability, a
     malformed config key.
     """
     at = (*_PLUGINS, name)
     installed = _table_at(doc, _PLUGINS)
     if installed is not None and name in installed:
         raise EditError(at, f"already exists: change it with `ruvector set {name}.KEY VALUE`")
-    if source is None:
-        raise EditError((*at, "source"), f"a new plugin needs a source (--source): {_SOURCE_HELP}")
     caps = _unique(_capability(text, (*at, "approve")) for text in approve)
     pairs: list[tuple[str, Item]] = [("enabled", tomlkit.item(False))] if not enabled else []
     if version is not None:
         pairs.append(("version", tomlkit.item(version)))
-    pairs.append(("source", tomlkit.item(source)))
+    if source is not None:  # none: the registry's plugin of that name
+        pairs.append(("source", tomlkit.item(source)))
     if caps:
         pairs.append(("approve", _string_array(text for text, _ in caps)))
     inline = _new_is_inline(_deepest(doc, _PLUGINS), default=False)
@@ -152,7 +150,7 @@ def add_plugin(
     for dotted, raw in config:
         rest = (*at, "config", *split_key(dotted))
         _set_in(doc, doc, (), rest, parse_value(raw), _like_siblings)
-    return f"added plugin '{name}' from {source}"
+    return f"added plugin '{name}' from {source or 'the registry'}"
 
 
 def remove_plugin(doc: TOMLDocument, name: str) -> str:

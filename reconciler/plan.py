@@ -48,6 +48,10 @@ from ruvector.errors import ConfigError, InputError
 FORMAT_VERSION = 1
 
 
+# --upgrade for every plugin (True), none (False), or the plugins named.
+UpgradeScope = bool | frozenset[str]
+
+
 class PlanError(InputError):
     """The plan cannot be made; `problems` lists each, naming plugin and key."""
 
@@ -253,10 +257,13 @@ def plan(
     base_generation: int | None = None,
     kept: Mapping[str, Available] | None = None,
     drift: Mapping[str, Sequence[str]] | None = None,
-    upgrade: bool = False,
+    upgrade: UpgradeScope = False,
     allow_downgrade: bool = False,
 ) -> Plan:
     """Diff desired against installed, given what the sources offer.
+
+    `upgrade` moves pins to what the sources offer: True for every plugin,
+    or a set of plugin names (auto-update upgrades registry plugins only).
 
     `available` must hold an entry for every plugin of `desired`; `kept`
     describes the installed artifacts (from the store), whose config schema
@@ -280,7 +287,7 @@ def plan(
             current.get(name),
             available.get(name),
             kept or {},
-            upgrade,
+            upgrades(upgrade, name),
             allow_downgrade,
         )
         actions += step.actions
@@ -295,6 +302,11 @@ def plan(
     if problems:
         raise PlanError([_placed(p, desired) for p in problems])
     return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
+
+
+def upgrades(upgrade: UpgradeScope, name: str) -> bool:
+    """Whether `upgrade` (True, False, or a set of names) covers plugin `name`."""
+    return upgrade if isinstance(upgrade, bool) else name in upgrade
 
 
 def _repairs(
@@ -346,12 +358,13 @@ def _check(want: DesiredPlugin, offer: Available) -> list[ConfigError]:
     problems = []
     if offer.name != want.name:
         problems.append(_error(want, "source", f"{offer.source} holds plugin '{offer.name}'"))
-    if want.version is not None and offer.version != want.version:
+    if not want.allows(offer.version):
+        pinned = "is pinned" if want.exact else "is wanted"
         problems.append(
             _error(
                 want,
                 "version",
-                f"{want.version} is pinned but {offer.source} holds {offer.version}",
+                f"{want.version} {pinned} but {offer.source} holds {offer.version}",
             )
         )
     refused = beyond(offer.trust, offer.declared)
@@ -409,7 +422,7 @@ def _update(
     allow_downgrade: bool,
 ) -> _Step:
     moved = offer.digest != have.digest
-    asked = upgrade or want.version not in (None, have.version) or str(want.source) != have.source
+    asked = upgrade or not want.allows(have.version) or str(want.source) != have.source
     if moved and not asked:
         step.notes.append(
             f"{want.name}: {offer.source} now offers {offer.version} "
@@ -439,7 +452,7 @@ def _move_pin(
     want: DesiredPlugin, have: Installed, offer: Available, step: _Step, allow_downgrade: bool
 ) -> Available | None:
     older = semver_key(offer.version) < semver_key(have.version)
-    if older and not (allow_downgrade or want.version == offer.version):
+    if older and not (allow_downgrade or want.exact == offer.version):
         step.problems.append(
             _error(
                 want,

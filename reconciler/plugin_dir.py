@@ -47,7 +47,7 @@ def build_spec(plugin: DesiredPlugin) -> PluginSpec:
     and ConfigError when the directory holds another plugin or another
     version than the one wanted.
     """
-    manifest = load_manifest(plugin.source.path / MANIFEST_NAME)
+    manifest = load_manifest(plugin.source.local / MANIFEST_NAME)
     _check_wanted(plugin, manifest)
     return _spec(
         manifest, plugin.approved, plugin.config, plugin.limits, str(plugin.origin), plugin.secrets
@@ -63,7 +63,7 @@ def _check_wanted(plugin: DesiredPlugin, manifest: Manifest) -> None:
             key_path((*at, "source")),
             f"{plugin.source} holds plugin '{manifest.name}', not '{plugin.name}'",
         )
-    if plugin.version is not None and manifest.version != plugin.version:
+    if not plugin.allows(manifest.version):
         raise ConfigError(
             file,
             key_path((*at, "version")),

@@ -213,9 +213,12 @@ def test_add_an_existing_plugin_points_to_set(config: Path) -> None:
     assert "ruvector set hello.KEY VALUE" in message
 
 
-def test_add_needs_a_source(config: Path) -> None:
-    message = refused(config, "add", "world")
-    assert "plugins.installed.world.source: a new plugin needs a source (--source)" in message
+def test_add_without_a_source_takes_the_registry_s_plugin(config: Path) -> None:
+    result = CliRunner().invoke(cli, ["add", "world@^1.2", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "added plugin 'world' from the registry" in result.output
+    table = tomllib.loads(config.read_text())["plugins"]["installed"]["world"]
+    assert table == {"version": "^1.2"}
 
 
 def test_add_from_a_source_that_does_not_exist(config: Path) -> None:
@@ -225,7 +228,7 @@ def test_add_from_a_source_that_does_not_exist(config: Path) -> None:
 
 
 def test_add_with_a_bad_version_or_name(config: Path) -> None:
-    assert "plugins.installed.world.version: expected a version" in refused(
+    assert "plugins.installed.world.version: 'latest' is not a version constraint" in refused(
         config, "add", "world@latest", "--source", "dir:hello"
     )
     assert "expected a plugin name" in refused(config, "add", "World", "--source", "dir:hello")

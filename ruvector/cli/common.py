@@ -7,12 +7,29 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from executor.executor import Executor
+from reconciler.desired import DesiredState
 from ruvector.cli.output import metrics_table, plugin_metrics
+
+if TYPE_CHECKING:
+    from registry.client import RegistryClient
+    from registry.source import ClientFactory
+
+
+def connect_with_progress(desired: DesiredState) -> ClientFactory:
+    """Open ruvector.toml's registry with a progress bar on a terminal."""
+
+    def connect() -> RegistryClient:
+        from registry.fetch import TerminalProgress
+        from registry.source import registry_client
+
+        return registry_client(desired, TerminalProgress())
+
+    return connect
 
 
 def approve_option(dest: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

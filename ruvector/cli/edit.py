@@ -33,8 +33,9 @@ def _edit(config_path: Path, change: Change) -> None:
 @click.option(
     "--source",
     metavar="SRC",
-    help="dir:PATH (a plugin directory) or file:PATH (a .rvp bundle), "
-    "relative to ruvector.toml. Required.",
+    help="dir:PATH (a plugin directory) or file:PATH (a .rvp bundle), relative to "
+    "ruvector.toml. Without it the plugin comes from the registry; VERSION may then be "
+    "a constraint such as ^1.2.",
 )
 @approve_option("approvals")
 @click.option(

@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plugin": ("ruvector.cli.plugin", "plugin", "Manage plugins (pack, sign, enable)."),
     "keygen": ("ruvector.cli.plugin", "keygen", "Make a publisher's Ed25519 signing key."),
     "dev": ("ruvector.cli.dev", "dev", "Tools for plugin authors."),
+    "search": ("ruvector.cli.search", "search_command", "Find plugins in the registry."),
+    "info": ("ruvector.cli.search", "info_command", "Show a registry plugin's details."),
     "registry": ("ruvector.cli.registry", "registry", "Make, fill and serve a plugin registry."),
 }
 

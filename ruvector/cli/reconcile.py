@@ -14,13 +14,13 @@ from pathlib import Path
 import click
 
 from reconciler import plan_json
-from reconciler.apply import apply, check_base, make_plan, observe, rollback
+from reconciler.apply import apply, check_base, gather, make_plan, rollback
 from reconciler.desired import DesiredState, load_desired, state_dir_of
 from reconciler.lock import ReconcileLock
 from reconciler.plan import Plan
-from reconciler.sources import Offers, read_sources
+from reconciler.sources import Offers
 from reconciler.store import StateStore
-from ruvector.cli.common import config_option
+from ruvector.cli.common import config_option, connect_with_progress
 from ruvector.cli.render import render
 from ruvector.errors import ConfigError
 
@@ -30,15 +30,18 @@ def _prepare(
 ) -> tuple[DesiredState, StateStore, Offers, Plan]:
     desired = load_desired(config_path)
     store = StateStore(Path(desired.settings.state_dir))
-    offers = read_sources(desired)
-    made = make_plan(
-        desired, observe(store), offers, upgrade=upgrade, allow_downgrade=allow_downgrade
+    observed, offers = gather(
+        desired, store, upgrade=upgrade, connect=connect_with_progress(desired)
     )
+    made = make_plan(desired, observed, offers, upgrade=upgrade, allow_downgrade=allow_downgrade)
     return desired, store, offers, made
 
 
 upgrade_option = click.option(
-    "--upgrade", is_flag=True, help="Move pins to what the sources offer now."
+    "--upgrade",
+    is_flag=True,
+    help="Move pins to what the sources offer now: for registry plugins, the newest "
+    "version their constraint allows.",
 )
 downgrade_option = click.option(
     "--allow-downgrade", is_flag=True, help="Allow an older version than the one installed."

@@ -73,6 +73,7 @@ def _describe(action: p.Action) -> list[str]:
             return [
                 f"install {action.version} from {action.source}{state}",
                 f"capabilities: {caps}",
+                f"trust: {action.trust}",
             ]
         case p.Upgrade():  # Downgrade too
             verb = "rebuild" if action.same_version else action.kind

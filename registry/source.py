@@ -1,0 +1,366 @@
+"""The registry as a plugin source: ruvector.toml's constraints resolved to verified bundles.
+
+For each plugin that comes from the registry (no `source`, or "registry"):
+
+- installed from the registry, intact, its version still allowed, and no
+  --upgrade: it stays, described from the store. No network is needed, so
+  a machine offline keeps working.
+- otherwise the highest published version the constraint allows, never
+  below this machine's high-water mark for the plugin (unless pinned
+  exactly) and, on --upgrade, never one the user rolled back from; its
+  bundle is fetched through TUF (or the download cache), checked against
+  its index entry, and its signature gives its trust level: signed by the
+  key the index holds for its publisher, or by a verified publisher key.
+  An unsigned bundle is never accepted from a registry.
+- an update that fails any check, or needs a trust level it lacks, leaves
+  the installed version in place with a note (one bad release must not
+  stop a reconcile); a first install that fails is a problem of the plan.
+- with the registry unreachable, a plugin that must be fetched comes from
+  the download cache when a version this machine verified before (history)
+  is there and allowed; its signature is checked again against the key
+  recorded then.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ruvector
+from reconciler.bundle import Bundle, bundle_from_bytes
+from reconciler.desired import DesiredPlugin, DesiredState
+from reconciler.manifest import current_platform, semver_key
+from reconciler.plan import Available, Installed, UpgradeScope, upgrades
+from reconciler.signature import registry_trust
+from reconciler.trust import TrustLevel, beyond, explain
+from registry.client import PinnedRoot, RegistryClient, RegistryRefused, RegistryUnreachable
+from registry.fetch import Progress, Request
+from registry.history import Fetched, History
+from registry.index import Entry, Index
+from registry.versions import Constraint, best
+from ruvector.errors import ConfigError, InputError
+
+ClientFactory = Callable[[], RegistryClient]
+_ANY = Constraint.parse("*")  # no `version`: any
+
+
+@dataclass
+class Resolved:
+    bundles: dict[str, Bundle] = field(default_factory=dict)
+    available: dict[str, Available] = field(default_factory=dict)
+    problems: list[ConfigError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fetched: dict[str, Fetched] = field(default_factory=dict)  # to record once installed
+
+
+@dataclass(frozen=True)
+class _Want:
+    plugin: DesiredPlugin
+    have: Installed | None  # installed from the registry
+    floor: str | None
+    skip: frozenset[str]
+
+
+def resolve(
+    desired: DesiredState,
+    installed: Mapping[str, Installed],
+    kept: Mapping[str, Available],
+    history: History,
+    connect: ClientFactory,
+    *,
+    upgrade: UpgradeScope = False,
+) -> Resolved:
+    """Offer a verified bundle (or the kept artifact) for every registry plugin."""
+    out = Resolved()
+    todo: list[_Want] = []
+    for plugin in desired.from_registry():
+        have = installed.get(plugin.name)
+        if have is not None and have.source != str(plugin.source):
+            have = None  # installed from elsewhere: the registry's view starts now
+        asked = upgrades(upgrade, plugin.name)
+        if have is not None and plugin.name in kept and plugin.allows(have.version) and not asked:
+            out.available[plugin.name] = kept[plugin.name]
+            continue
+        h = history.of(plugin.name)
+        skip = frozenset(h.rolled_back) if asked else frozenset()
+        todo.append(_Want(plugin, have, h.high_water, skip))
+    if not todo:
+        return out
+    if desired.registry_root is None:
+        for want in todo:
+            out.problems.append(_error(want.plugin, "source", _NO_ROOT))
+        return out
+    client = connect()
+    try:
+        _from_registry(client, desired, todo, kept, history, out)
+    finally:
+        client.close()
+    return out
+
+
+def registry_client(desired: DesiredState, progress: Progress | None = None) -> RegistryClient:
+    """A client for ruvector.toml's registry (registry_root must be set)."""
+    root = desired.registry_root
+    assert root is not None, "resolve() checks registry_root first"
+    return RegistryClient(
+        desired.registry_url,
+        PinnedRoot(root.data, root.origin),
+        Path(desired.settings.state_dir),
+        progress=progress,
+    )
+
+
+_NO_ROOT = (
+    "it comes from the registry, but plugins.registry_root is not set: pin the "
+    "registry's root.json (see docs/registry.md), or give a dir: or file: source"
+)
+
+
+def _from_registry(
+    client: RegistryClient,
+    desired: DesiredState,
+    todo: list[_Want],
+    kept: Mapping[str, Available],
+    history: History,
+    out: Resolved,
+) -> None:
+    try:
+        index = client.index()
+    except RegistryUnreachable as exc:
+        for want in todo:
+            _offline(client, desired, want, kept, history, str(exc), out)
+        return
+    except (RegistryRefused, ConfigError) as exc:
+        for want in todo:
+            _refused(want, kept, str(exc), out)
+        return
+    picked: list[tuple[_Want, Entry]] = []
+    for want in todo:
+        entry = _pick(index, want, out, kept)
+        if entry is not None:
+            picked.append((want, entry))
+    _download(client, desired, index, picked, kept, out)
+
+
+def _pick(index: Index, want: _Want, out: Resolved, kept: Mapping[str, Available]) -> Entry | None:
+    """The entry to install for `want`, or None (a problem, or the installed one stays)."""
+    plugin, name = want.plugin, want.plugin.name
+    published = index.versions(name)
+    if not published:
+        _refused(want, kept, f"the registry has no plugin '{name}'{_similar(index, name)}", out)
+        return None
+    runnable = [e for e in published if _runs_here(e)]
+    floor = None if plugin.exact else want.floor
+    skip = want.skip - {plugin.exact} if plugin.exact else want.skip
+    choice = best(plugin.constraint or _ANY, [e.version for e in runnable], floor=floor, skip=skip)
+    have = want.have
+    if choice is None or (have is not None and choice == have.version and name in kept):
+        if have is not None and name in kept and plugin.allows(have.version):
+            out.available[name] = kept[name]  # nothing newer to take: it stays
+            _below_floor(plugin, runnable, floor, have, out)
+            return None
+        _refused(want, kept, _nothing_matches(plugin, published, runnable, floor, skip), out)
+        return None
+    entry = index.entry(name, choice)
+    assert entry is not None
+    return entry
+
+
+def _below_floor(
+    plugin: DesiredPlugin, runnable: list[Entry], floor: str | None, have: Installed, out: Resolved
+) -> None:
+    """Say so when the registry's newest is below the high-water mark: the
+    installed release was withdrawn, or an older one is offered as the newest."""
+    newest = best(plugin.constraint or _ANY, [e.version for e in runnable])
+    if floor is None or newest is None or semver_key(newest) >= semver_key(floor):
+        return
+    out.notes.append(
+        f"{plugin.name}: no update taken: the newest version the registry offers is "
+        f"{newest}, below {floor}, the highest installed here before; "
+        f"{have.version} stays installed"
+    )
+
+
+def _download(
+    client: RegistryClient,
+    desired: DesiredState,
+    index: Index,
+    picked: list[tuple[_Want, Entry]],
+    kept: Mapping[str, Available],
+    out: Resolved,
+) -> None:
+    requests: list[tuple[_Want, Entry, Request]] = []
+    for want, entry in picked:
+        try:
+            requests.append((want, entry, client.bundle_requests([entry])[0]))
+        except RegistryRefused as exc:
+            _refused(want, kept, str(exc), out)
+        except RegistryUnreachable as exc:
+            _refused(want, kept, str(exc), out)
+    if not requests:
+        return
+    raws: list[bytes | None]
+    try:
+        raws = list(client.fetch([r for _, _, r in requests]))
+    except (RegistryRefused, RegistryUnreachable):
+        # One bad download must not sink the others: fetch them one by one.
+        raws = [None] * len(requests)
+        for i, (want, _, request) in enumerate(requests):
+            try:
+                raws[i] = client.fetch([request])[0]
+            except (RegistryRefused, RegistryUnreachable) as exc:
+                _refused(want, kept, str(exc), out)
+    for (want, entry, request), raw in zip(requests, raws, strict=True):
+        if raw is None:
+            continue
+        publisher_key = index.publishers[entry.publisher]
+        where = f"{client.url}/targets/{entry.bundle}"
+        try:
+            bundle, trust = verify_download(desired, entry, raw, where, publisher_key)
+        except InputError as exc:
+            _refused(want, kept, str(exc), out)
+            continue
+        fetched = Fetched(
+            entry.version,
+            request.sha256,
+            request.length,
+            entry.publisher,
+            publisher_key,
+            trust.value,
+        )
+        _offer(want, bundle, trust, fetched, out)
+
+
+def verify_download(
+    desired: DesiredState, entry: Entry, raw: bytes, where: str, publisher_key: str
+) -> tuple[Bundle, TrustLevel]:
+    """Open a downloaded bundle and check it against its entry and its signature."""
+    # Named by its target path: Path(where) would fold a URL's "//" in messages.
+    bundle = bundle_from_bytes(raw, Path(entry.bundle))
+    m = bundle.manifest
+    if (m.name, m.version, m.wasm_sha256) != (entry.name, entry.version, entry.sha256):
+        raise RegistryRefused(
+            f"{where}: the bundle holds {m.name} {m.version} (wasm {m.wasm_sha256[:12]}), "
+            f"but the index lists {entry.name} {entry.version} (wasm {entry.sha256[:12]})"
+        )
+    trust = registry_trust(
+        bundle, desired.trust.verified_publisher_keys, entry.publisher, publisher_key
+    )
+    refused = beyond(trust, m.capabilities)
+    if refused:
+        raise RegistryRefused(
+            f"{where}: {m.name} {m.version} is {trust} and declares {', '.join(refused)}: "
+            f"{explain(trust)}"
+        )
+    return bundle, trust
+
+
+def _offer(want: _Want, bundle: Bundle, trust: TrustLevel, fetched: Fetched, out: Resolved) -> None:
+    name = want.plugin.name
+    m = bundle.manifest
+    out.bundles[name] = bundle
+    out.fetched[name] = fetched
+    out.available[name] = Available(
+        name=m.name,
+        version=m.version,
+        digest=bundle.digest,
+        wasm_sha256=m.wasm_sha256,
+        source=str(want.plugin.source),
+        declared=m.capabilities,
+        config_schema=bundle.config_schema(),
+        trust=trust,
+    )
+
+
+def _offline(
+    client: RegistryClient,
+    desired: DesiredState,
+    want: _Want,
+    kept: Mapping[str, Available],
+    history: History,
+    reason: str,
+    out: Resolved,
+) -> None:
+    """The registry is unreachable: a version verified before, from the download cache."""
+    plugin, name = want.plugin, want.plugin.name
+    if want.have is not None and name in kept and plugin.allows(want.have.version):
+        _refused(want, kept, reason, out)  # an update check: the installed one stays
+        return
+    h = history.of(name)
+    floor = None if plugin.exact else want.floor
+    candidates = [
+        f for f in h.versions.values() if client.cached(f.bundle_sha256, f.length) is not None
+    ]
+    choice = best(plugin.constraint or _ANY, [f.version for f in candidates], floor=floor)
+    if choice is None:
+        _refused(want, kept, f"{reason}; no version it allows is in the download cache", out)
+        return
+    fetched = h.versions[choice]
+    raw = client.cached(fetched.bundle_sha256, fetched.length)
+    assert raw is not None
+    where = f"{client.cache_dir}/{fetched.bundle_sha256}"
+    try:
+        bundle = bundle_from_bytes(raw, Path(where))
+        trust = registry_trust(
+            bundle, desired.trust.verified_publisher_keys, fetched.publisher, fetched.publisher_key
+        )
+    except InputError as exc:
+        _refused(want, kept, str(exc), out)
+        return
+    out.notes.append(
+        f"{name}: {reason}; {choice} comes from the download cache "
+        "(verified when it was first downloaded)"
+    )
+    _offer(want, bundle, trust, fetched, out)
+
+
+def _refused(want: _Want, kept: Mapping[str, Available], reason: str, out: Resolved) -> None:
+    """A plugin the registry cannot give now: an update keeps the installed one."""
+    plugin, name, have = want.plugin, want.plugin.name, want.have
+    if have is not None and name in kept and plugin.allows(have.version):
+        out.available[name] = kept[name]
+        out.notes.append(f"{name}: no update taken: {reason}; {have.version} stays installed")
+        return
+    out.problems.append(_error(plugin, "source", reason))
+
+
+def _runs_here(entry: Entry) -> bool:
+    here = current_platform()
+    if entry.platforms and (here is None or here.value not in entry.platforms):
+        return False
+    try:
+        needed = semver_key(entry.min_ruvector_version) if entry.min_ruvector_version else None
+    except ValueError:
+        return False
+    return needed is None or needed <= semver_key(ruvector.__version__)
+
+
+def _nothing_matches(
+    plugin: DesiredPlugin,
+    published: tuple[Entry, ...],
+    runnable: list[Entry],
+    floor: str | None,
+    skip: frozenset[str],
+) -> str:
+    versions = ", ".join(e.version for e in published)
+    wanted = f"version {plugin.version}" if plugin.version else "any version"
+    if not runnable:
+        return f"no published version of {plugin.name} runs here (published: {versions})"
+    why = []
+    if floor is not None:
+        why.append(f"none below {floor}, the highest installed here before")
+    if skip:
+        why.append(f"not {', '.join(sorted(skip, key=semver_key))}, rolled back here")
+    extra = f" ({'; '.join(why)})" if why else ""
+    return f"no published version of {plugin.name} matches {wanted}{extra}; published: {versions}"
+
+
+def _similar(index: Index, name: str) -> str:
+    close = difflib.get_close_matches(name, index.names(), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _error(plugin: DesiredPlugin, key: str, message: str) -> ConfigError:
+    return ConfigError(str(plugin.origin), f"plugins.installed.{plugin.name}.{key}", message)
