@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from executor.executor import Executor
 from reconciler.apply import reconcile
+from reconciler.autoupdate import AutoUpdate
 from reconciler.desired import DesiredState, load_desired
 from reconciler.handoff import hand_off
 from reconciler.store import Generation, InstalledPlugin, StateStore
@@ -28,8 +30,10 @@ def run(config_path: Path, ticks: int | None) -> None:
     On SIGHUP, or when ruvector.toml changes on disk, it reconciles again and
     applies the result live: only plugins whose version, config or approvals
     changed are restarted; the rest keep ticking. A bad edit is reported and
-    changes nothing. SIGINT or SIGTERM stop it after the current tick, calling
-    each plugin's on_cleanup.
+    changes nothing. With auto_update = true, registry plugins are upgraded
+    within their version constraints on update_schedule, in the background.
+    SIGINT or SIGTERM stop it after the current tick, calling each plugin's
+    on_cleanup.
     """
     desired = load_desired(config_path)
     if not desired.enabled:
@@ -93,6 +97,8 @@ class _Follower:
         self.generation, self.desired = generation, desired
         self.hup = threading.Event()
         self.seen = _fingerprint(config)
+        self.updater: AutoUpdate | None = None
+        self.updating: threading.Thread | None = None
 
     def load(self, plugins: tuple[InstalledPlugin, ...]) -> None:
         handed = hand_off(plugins, self.store, self.desired)
@@ -106,7 +112,30 @@ class _Follower:
             self.hup.clear()
             self.seen = seen
             self._reconcile()
+        self._maybe_update()
         self._follow_current()
+
+    def _maybe_update(self) -> None:
+        """Start a scheduled update check in the background when one is due.
+
+        It reconciles on its own thread (a registry can be slow; ticks must
+        not wait) and switches the generation; _follow_current adopts it on
+        a later tick like any switch made by another command.
+        """
+        desired = self.desired
+        if not desired.auto_update or not desired.from_registry():
+            return
+        if self.updating is not None and self.updating.is_alive():
+            return
+        updater = self.updater
+        if updater is None or updater.schedule != desired.update_schedule:
+            updater = self.updater = AutoUpdate(self.store.state_dir, desired.update_schedule)
+        if not updater.due(datetime.now(UTC)):
+            return
+        self.updating = threading.Thread(
+            target=_update, args=(updater, desired), name="ruvector-update", daemon=True
+        )
+        self.updating.start()
 
     def _reconcile(self) -> None:
         click.echo("reconciling ruvector.toml")
@@ -164,6 +193,14 @@ class _Follower:
             if name in self.executor.plugins:
                 self.executor.unload(name)
         self.load(tuple(after[n] for n in sorted(changed) if n in after))
+
+
+def _update(updater: AutoUpdate, desired: DesiredState) -> None:
+    report = updater.check(desired)
+    click.echo(f"auto-update: {report.summary}", err=not report.ok)
+    for line in (*report.done, *(f"held: {h}" for h in report.held), *report.notes):
+        click.echo(f"  {line}")
+    click.echo(f"  next check: {report.next_at}")
 
 
 def _key(p: InstalledPlugin | None) -> tuple[object, ...] | None:
