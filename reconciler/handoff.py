@@ -18,7 +18,8 @@ from hostcalls.capabilities import parse_all
 from reconciler.desired import ENV_REF, DesiredState, limits_from_stored
 from reconciler.manifest import MANIFEST_NAME, parse_manifest
 from reconciler.store import InstalledPlugin, StateStore
-from ruvector.errors import ConfigError, InputError
+from reconciler.trust import beyond, explain
+from ruvector.errors import ConfigError, InputError, PluginRefused
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,13 @@ def spec_of(p: InstalledPlugin, store: StateStore, limits: Limits) -> PluginSpec
     directory = store.artifact_dir(p.digest)
     manifest_path = directory / MANIFEST_NAME
     manifest = parse_manifest(manifest_path.read_bytes(), str(manifest_path), directory)
+    # The planner applied this rule; checked again at the last step, so a
+    # generation record edited by hand cannot lift a plugin's trust rule.
+    refused = beyond(p.trust, manifest.capabilities)
+    if refused:
+        raise PluginRefused(
+            p.name, f"it is {p.trust} and declares {', '.join(refused)}: {explain(p.trust)}"
+        )
     return PluginSpec(
         name=p.name,
         version=p.version,

@@ -241,3 +241,27 @@ def test_plugin_sign_with_a_public_key_says_so(hello: Path, tmp_path: Path) -> N
     assert result.exit_code == 1
     assert "this is a public key" in result.output
     assert not (hello / SIGNATURE_NAME).exists()
+
+
+def test_the_hand_off_refuses_a_trust_level_edited_down_by_hand(
+    hello: Path, tmp_path: Path
+) -> None:
+    """The planner's trust rule holds again at the last step before the executor."""
+    from reconciler.desired import load_desired
+    from reconciler.handoff import hand_off
+    from reconciler.store import StateStore
+
+    with_capabilities(hello, '["ReadSystemInfo", "ShowNotifications", "KillProcess"]')
+    assert cli_run("keygen", "--out", str(tmp_path / "k")).exit_code == 0
+    write_config(tmp_path, [read_public_key(tmp_path / "k.pub")], '["KillProcess"]')
+    assert cli_run("plugin", "sign", str(hello), "--key", str(tmp_path / "k")).exit_code == 0
+    assert cli_run("reconcile", "--config", str(tmp_path / "ruvector.toml")).exit_code == 0
+    record = tmp_path / "state" / "generations" / "1.json"
+    record.write_text(record.read_text().replace('"verified"', '"unsigned"'))
+    store = StateStore(tmp_path / "state")
+    generation = store.current()
+    assert generation is not None
+    handed = hand_off(generation.plugins, store, load_desired(tmp_path / "ruvector.toml"))
+    assert handed.specs == ()
+    assert handed.problems[0][0] == "hello"
+    assert "unsigned and declares KillProcess" in handed.problems[0][1]
