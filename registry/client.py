@@ -79,6 +79,7 @@ class RegistryClient:
         *,
         settings: FetchSettings | None = None,
         progress: Progress | None = None,
+        fetcher: HttpxFetcher | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._root = root
@@ -90,7 +91,8 @@ class RegistryClient:
         self.metadata_dir = base / "metadata" / slug
         self.cache_dir = base / "cache"
         self._downloader = Downloader(self._settings, self.cache_dir, progress)
-        self._fetcher: HttpxFetcher | None = None
+        # TUF's fetcher: our own unless given (bench/ passes one that counts bytes).
+        self._fetcher = fetcher
         self._updater: Updater | None = None
         self._index: Index | None = None
 
@@ -173,7 +175,7 @@ class RegistryClient:
 
     def _tuf(self) -> Updater:
         if self._updater is None:
-            self._fetcher = _MetadataFetcher(self._settings)
+            self._fetcher = self._fetcher or _MetadataFetcher(self._settings)
             try:
                 self.metadata_dir.mkdir(parents=True, exist_ok=True)
                 self._updater = Updater(
@@ -227,7 +229,8 @@ def _one(exc: DownloadFailed | DownloadRefused) -> str:
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost message of a tuf DownloadError chain (it wraps httpx's)."""
-    while exc.__cause__ is not None:
+    """The first message in a tuf DownloadError chain that names the file
+    (our fetcher's do), else the innermost (httpx's)."""
+    while "://" not in str(exc) and exc.__cause__ is not None:
         exc = exc.__cause__
     return str(exc) or type(exc).__name__
