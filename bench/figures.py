@@ -46,6 +46,7 @@ class Size:
     plan_runs: int = 1  # plan processes (and each peer) per repeat
     reconcile_plugins: tuple[int, int, int] = (1, 2, 4)  # new plugins per reconcile
     reconcile_batch: int = 1  # each size reconciles max(1, batch // size) times a repeat
+    registry_plugins: int = 3  # reconciled from a loopback registry (bench.registry)
 
 
 FULL = Size(
@@ -53,6 +54,7 @@ FULL = Size(
     plan_runs=2,
     reconcile_plugins=(10, 100, 1000),
     reconcile_batch=100,
+    registry_plugins=50,
 )
 QUICK = Size(
     repeats=3,
@@ -72,11 +74,12 @@ class Figure:
     group: str
     label: str
     stat: Stat  # seconds for time units, a plain number for "x" and "%"
-    unit: str  # "µs", "ms", "x" or "%"
+    unit: str  # "µs", "ms", "x", "%", "B" (bytes) or "n" (a count)
     target: float | None = None  # issue 6 or 3, in `unit`; met when the median is at most this
 
     def scaled(self, value: float) -> float:
-        return value * {"µs": 1e6, "ms": 1e3, "x": 1.0, "%": 100.0}[self.unit]
+        scale = {"µs": 1e6, "ms": 1e3, "x": 1.0, "%": 100.0, "B": 1.0, "n": 1.0}
+        return value * scale[self.unit]
 
     @property
     def met(self) -> bool | None:

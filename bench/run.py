@@ -12,10 +12,15 @@ import time
 from pathlib import Path
 
 from bench import figures as executor_figures
-from bench import reconcile, report
+from bench import reconcile, registry, report
 from bench.figures import FULL, QUICK, Figure, Lab, Size
 
-GROUPS = (*executor_figures.GROUPS, reconcile.plan_no_change, reconcile.reconcile_new)
+GROUPS = (
+    *executor_figures.GROUPS,
+    reconcile.plan_no_change,
+    reconcile.reconcile_new,
+    registry.registry_reconcile,
+)
 
 
 def measure(size: Size) -> list[Figure]:
