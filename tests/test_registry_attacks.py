@@ -568,7 +568,7 @@ def connect_impatiently(home: Path, url: str, root: Path) -> Callable[[], Regist
     ("stalled", "said"),
     [
         ("bundle", "tabs-1.1.0.rvp: timed out (ReadTimeout)"),
-        ("timestamp", "is unreachable: timed out"),
+        ("timestamp", "timestamp.json: timed out (ReadTimeout)"),
     ],
 )
 def test_a_server_that_stalls_mid_body(
