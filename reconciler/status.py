@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from reconciler.autoupdate import REPORT_NAME
 from reconciler.desired import DesiredState
 from reconciler.store import StateStore
 
@@ -34,7 +35,8 @@ def collect(desired: DesiredState) -> dict[str, Any]:
         plugins.append(
             {
                 "name": name,
-                "desired_version": (want.version or "(source)") if want else None,
+                "desired_version": (want.version or "(any)") if want else None,
+                "source": str(want.source) if want else (have.source if have else None),
                 "installed_version": have.version if have else None,
                 "trust": have.trust.value if have else None,
                 "enabled": have.enabled if have else (want.enabled if want else False),
@@ -52,6 +54,20 @@ def collect(desired: DesiredState) -> dict[str, Any]:
         if executor is None
         else {k: v for k, v in executor.items() if k != "plugins"},
         "plugins": plugins,
+        "auto_update": _auto_update(desired, state_dir),
+    }
+
+
+def _auto_update(desired: DesiredState, state_dir: Path) -> dict[str, Any]:
+    """Whether auto-update is on, its schedule, and the last check's report."""
+    try:
+        last = json.loads((state_dir / "registry" / REPORT_NAME).read_text())
+    except (OSError, ValueError):
+        last = None
+    return {
+        "enabled": desired.auto_update,
+        "schedule": desired.update_schedule.describe(),
+        "last": last if isinstance(last, dict) else None,
     }
 
 

@@ -165,3 +165,19 @@ def test_ruvector_run_updates_in_the_background(reg: Registry, home: Path) -> No
     assert "auto-update: updated: generation 2 is in force" in out, out
     assert "generation 2 live: restarting tabs" in out, out
     assert versions(home)["tabs"] == "1.1.0"
+
+
+def test_status_shows_the_last_update_check(reg: Registry, home: Path) -> None:
+    reg.publish("tabs", "1.0.0")
+    write_config(home, reg, {"tabs": ""}, extra="auto_update = true")
+    reconcile(home)
+    reg.publish("tabs", "1.1.0", caps='["ReadSystemInfo", "KillProcess"]')
+    desired = load_desired(home / "ruvector.toml")
+    AutoUpdate(home / "state", desired.update_schedule).check(desired)
+    config = ["--config", str(home / "ruvector.toml")]
+    text = CliRunner().invoke(cli, ["status", *config]).output
+    assert "auto-update: every 6 hours" in text
+    assert ": up to date" in text and "held: tabs 1.1.0 needs KillProcess" in text
+    report = json.loads(CliRunner().invoke(cli, ["status", "--json", *config]).output)
+    assert report["auto_update"]["last"]["held"] == ["tabs 1.1.0 needs KillProcess"]
+    assert report["plugins"][0]["source"] == "registry:tabs"

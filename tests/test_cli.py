@@ -330,7 +330,7 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
         hello, spin = report["plugins"]
         assert (hello["name"], hello["desired_version"], hello["installed_version"]) == (
             "hello",
-            "(source)",
+            "(any)",
             "0.1.0",
         )
         # the executor publishes its status once a second
@@ -338,6 +338,12 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
         assert spin["disabled_for_violations"] and spin["violations"] == 3
         text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
         assert f"executor: running (pid {proc.pid}" in text and "disabled: 3 violations" in text
+        assert "auto-update: off" in text
+        assert report["auto_update"] == {
+            "enabled": False,
+            "schedule": "every 6 hours",
+            "last": None,
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +41,20 @@ def status_command(config_path: Path, as_json: bool) -> None:
         click.echo(_row(p))
         if p["disabled_for_violations"]:
             click.echo(f"    disabled: {p['disabled_reason']}")
+    _auto_update(report["auto_update"])
+
+
+def _auto_update(auto: dict[str, Any]) -> None:
+    if not auto["enabled"]:
+        click.echo("auto-update: off")
+        return
+    last = auto["last"]
+    click.echo(f"auto-update: {auto['schedule']}")
+    if last:
+        click.echo(f"  last check {last.get('checked_at')}: {last.get('summary')}")
+        for held in last.get("held", []):
+            click.echo(f"  held: {held}")
+        click.echo(f"  next check: {last.get('next_at')}")
 
 
 def _row(p: dict[str, object]) -> str:
