@@ -12,6 +12,10 @@ decides who holds the lock.
 
 Within one process the lock is not re-entrant: a second acquire, on the same
 object or another, raises LockHeld like a second process would.
+
+Other writers lock their own directory the same way: ReconcileLock takes
+the lock file's name and what its holder is doing (registry.repository
+locks DIR/registry.lock so two registry writes never interleave).
 """
 
 from __future__ import annotations
@@ -70,24 +74,35 @@ class Holder:
 
 
 class LockHeld(InputError):
-    """Another reconcile holds the lock; `holder` is None if its note is unreadable."""
+    """Another reconcile holds the lock; `holder` is None if its note is unreadable.
 
-    def __init__(self, path: Path, holder: Holder | None) -> None:
+    `activity` names what the holder is doing, for the message.
+    """
+
+    def __init__(self, path: Path, holder: Holder | None, activity: str = "reconcile") -> None:
         self.path = path
         self.holder = holder
+        self.activity = activity
         if holder is None:
             who = f"holder unknown; see {path}"
         else:
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.since))
             who = f"pid {holder.pid}, since {since}"
-        super().__init__(f"another reconcile is running ({who})")
+        super().__init__(f"another {activity} is running ({who})")
 
 
 class ReconcileLock:
-    """Context manager holding state/reconcile.lock for one reconcile."""
+    """Context manager holding state/reconcile.lock for one reconcile.
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / LOCK_NAME
+    `name` and `activity` serve other writers: the lock is then `name` in
+    `state_dir`, and LockHeld says "another <activity> is running".
+    """
+
+    def __init__(
+        self, state_dir: Path, name: str = LOCK_NAME, *, activity: str = "reconcile"
+    ) -> None:
+        self.path = state_dir / name
+        self.activity = activity
         self._fd: int | None = None
 
     def __enter__(self) -> ReconcileLock:
@@ -114,11 +129,11 @@ class ReconcileLock:
         locked.
         """
         if self._fd is not None:
-            raise LockHeld(self.path, _read_note(self._fd))
+            raise LockHeld(self.path, _read_note(self._fd), self.activity)
         fd = self._open()
         try:
             if not _try_lock(fd):
-                raise LockHeld(self.path, _wait_for_note(fd))
+                raise LockHeld(self.path, _wait_for_note(fd), self.activity)
         except OSError as exc:
             os.close(fd)
             raise HostFault(f"cannot lock {self.path}: {exc.strerror or exc}") from exc

@@ -1,6 +1,7 @@
 """A plugin registry on disk: TUF repository (registry.tuf_repo) plus its catalogue.
 
     DIR/root.json          a copy of root v1: what users pin as registry_root
+    DIR/registry.lock      held by the one process writing the registry
     DIR/keys/...           as registry.tuf_repo lays them out
     DIR/repository/        what is served; index.json is a top-level target, and
                            each publisher's role lists, per plugin version,
@@ -16,6 +17,12 @@ publishes once, so every role is re-signed together and a client sees the
 old registry or the new one, never a mix. A refused add leaves DIR as it was:
 every check runs before the first write.
 
+init_registry, add_bundle and refresh write, so each holds an OS advisory
+lock on DIR/registry.lock (reconciler.lock) while it runs: a second writer
+is refused at once with LockHeld, naming the holder's pid, and the kernel
+frees the lock of a writer that dies. Reading (list_entries) takes no lock:
+TufRepository.open follows timestamp.json, which a writer replaces last.
+
 Rules the registry keeps, beyond the index's own (registry.index):
 
 - a publisher is a name bound to one signing key, registered by the first
@@ -25,9 +32,11 @@ Rules the registry keeps, beyond the index's own (registry.index):
   nothing, other bytes are refused.
 
 Errors: BundleRefused (an InputError) for a bundle this registry will not
-take; what the layers below raise otherwise (ConfigError for an unreadable
-or malformed bundle, SignatureRefused for a broken signature, and
-registry.tuf_repo's RegistryFileError, PublisherError and RegistryIOError).
+take; LockHeld (an InputError) while another process writes the registry;
+what the layers below raise otherwise (ConfigError for an unreadable or
+malformed bundle, SignatureRefused for a broken signature, and
+registry.tuf_repo's RegistryFileError, RootKeyNeeded, PublisherError and
+RegistryIOError).
 """
 
 from __future__ import annotations
@@ -41,26 +50,28 @@ from tuf.api.exceptions import LengthOrHashMismatchError
 
 from reconciler._validation import read_capped
 from reconciler.bundle import MAX_BUNDLE_BYTES, Bundle, bundle_from_bytes
+from reconciler.lock import ReconcileLock
 from reconciler.manifest import MANIFEST_NAME
 from reconciler.signature import registry_trust, signer_of
 from reconciler.trust import beyond, explain
 from registry.index import INDEX_PATH, Entry, Index, make_index, parse_index
 from registry.tuf_repo import (
     TOP_LEVEL_ROLES,
-    Expiry,
     RegistryFileError,
     RegistryIOError,
     TufRepository,
-    # Package-internal: the name and path rules add_publisher and add_target
-    # enforce, checked here before the first write so a refused add leaves
-    # DIR untouched.
-    _check_publisher_name,
-    _check_target_path,
+    # The name and path rules add_publisher and add_target enforce, checked
+    # here before the first write so a refused add leaves DIR untouched.
+    check_publisher_name,
+    check_target_path,
+    renewal_due,
+    require_empty,
 )
 from ruvector.atomic import atomic_write
 from ruvector.errors import InputError
 
 __all__ = [
+    "LOCK_FILE",
     "ROOT_COPY",
     "AddResult",
     "BundleRefused",
@@ -70,9 +81,11 @@ __all__ = [
     "list_entries",
     "refresh",
     "served_dir",
+    "writer_lock",
 ]
 
 ROOT_COPY = "root.json"  # in DIR, beside keys/ and repository/
+LOCK_FILE = "registry.lock"  # in DIR, beside keys/ and repository/: never served
 
 
 class BundleRefused(InputError):
@@ -112,13 +125,18 @@ def init_registry(dir: Path) -> Path:
 
     The index is published at once so a client can refresh straight away.
     Returns DIR/root.json, the copy of the root metadata users pin.
-    Raises RegistryFileError if `dir` is in the way, RegistryIOError on write.
+    Raises RegistryFileError if `dir` is in the way, LockHeld while another
+    process writes there, RegistryIOError on write.
     """
-    repo = TufRepository.init(dir)
-    repo.add_target(INDEX_PATH, make_index({}, ()).to_json(), publisher=None)
-    repo.publish()
-    path = dir / ROOT_COPY
-    _write(path, repo.root_json())
+    # Checked before locking too, so a refused init leaves no lock file
+    # behind; a lock file left by an earlier, failed init does not count.
+    require_empty(dir, ignore={LOCK_FILE})
+    with writer_lock(dir):
+        repo = TufRepository.init(dir, ignore={LOCK_FILE})
+        repo.add_target(INDEX_PATH, make_index({}, ()).to_json(), publisher=None)
+        repo.publish()
+        path = dir / ROOT_COPY
+        _write(path, repo.root_json())
     return path
 
 
@@ -142,24 +160,38 @@ def served_dir(dir: Path) -> Path:
     return served
 
 
-def refresh(dir: Path, now: datetime | None = None) -> Refreshed:
+def refresh(dir: Path, now: datetime | None = None, *, root_key: Path | None = None) -> Refreshed:
     """Keep the served metadata from expiring: what a cron job runs (daily, say).
 
     Usually only a new timestamp is written. When any other role has less
     than half its validity left, everything due is re-signed instead
     (TufRepository.publish): a new timestamp alone would not stop the
     snapshot or a targets role from expiring, and clients refuse either.
-    Raises as TufRepository.open and publish do.
+    The root key is read (from `root_key`, default DIR/keys/root.key) only
+    when root itself is due.
+    Raises LockHeld while another process writes the registry, RootKeyNeeded
+    if root is due and its key absent, and as TufRepository.open and
+    publish do.
     """
     at = _utc(now)
-    repo = TufRepository.open(dir)
-    renew = _renewal_due(repo, at)
-    if renew:
-        repo.publish(at)
-    else:
-        repo.refresh_timestamp(at)
-    version: int = repo.role_metadata("timestamp").signed.version
+    _require_registry(dir)
+    with writer_lock(dir):
+        repo = TufRepository.open(dir, root_key=root_key)
+        renew = _renewal_due(repo, at)
+        if renew:
+            repo.publish(at)
+        else:
+            repo.refresh_timestamp(at)
+        version: int = repo.role_metadata("timestamp").signed.version
     return Refreshed(renew, version)
+
+
+def writer_lock(dir: Path) -> ReconcileLock:
+    """The lock (not yet taken) that every write to the registry in `dir` holds.
+
+    Acquiring it raises LockHeld if another process holds it.
+    """
+    return ReconcileLock(dir, LOCK_FILE, activity=f"registry write holding {dir / LOCK_FILE}")
 
 
 # ---------------------------------------------------------------------- add
@@ -172,21 +204,35 @@ def add_bundle(
     publisher: str | None = None,
     verified: bool = False,
     now: datetime | None = None,
+    root_key: Path | None = None,
 ) -> AddResult:
     """Publish the signed bundle at `bundle_path` in the registry in `dir`.
 
     `publisher` registers the bundle's signing key under that name when the
     key is new; it may be left out once the key is registered. `verified`
     is the registry's word in the index (shown by clients, never believed).
+    `root_key` is where to read the root key if root is due for renewal
+    (default DIR/keys/root.key); it is not read otherwise.
     Raises PublisherError for a `publisher` that is not a valid new name,
     BundleRefused when the bundle is unsigned, its key is unknown
     (and no `publisher` given) or registered under another name, the
     publisher name is another key's, the plugin name another publisher's,
-    or the version published with other bytes; see the module docstring
-    for the rest.
+    or the version published with other bytes; RootKeyNeeded if root is
+    due and its key absent; LockHeld while another process writes the
+    registry; see the module docstring for the rest.
     """
     at = _utc(now)
-    repo = TufRepository.open(dir)
+    _require_registry(dir)
+    with writer_lock(dir):
+        return _add(
+            TufRepository.open(dir, root_key=root_key), bundle_path, publisher, verified, at
+        )
+
+
+def _add(
+    repo: TufRepository, bundle_path: Path, publisher: str | None, verified: bool, at: datetime
+) -> AddResult:
+    """add_bundle, under the lock."""
     index = _read_index(repo)
     raw, bundle, signer = _read_signed(bundle_path)
     owner, is_new = _publisher_of(index, signer, publisher, bundle_path)
@@ -201,6 +247,7 @@ def add_bundle(
     _check_paths(entry, bundle_path)
     publishers = {**index.publishers, owner: signer}
     new_index = _next_index(publishers, (*index.entries, entry), bundle_path)
+    repo.require_root_key(at)
     # Every check passed: from here on files are written.
     if is_new:
         repo.add_publisher(owner)
@@ -246,7 +293,7 @@ def _publisher_of(index: Index, signer: str, wanted: str | None, path: Path) -> 
             f"its signing key {signer} is not registered to any publisher: "
             "pass --publisher NAME to register the key",
         )
-    _check_publisher_name(wanted)
+    check_publisher_name(wanted)
     holder = index.publishers.get(wanted)
     if holder is not None:
         raise BundleRefused(
@@ -334,7 +381,7 @@ def _check_paths(entry: Entry, path: Path) -> None:
         raise BundleRefused(path, f"its wasm_file may not be named {entry.wasm_url!r}")
     for target in targets:
         try:
-            _check_target_path(target)
+            check_target_path(target)
         except ValueError as exc:
             raise BundleRefused(path, str(exc)) from None
 
@@ -378,17 +425,20 @@ def _read_index(repo: TufRepository) -> Index:
 
 
 def _renewal_due(repo: TufRepository, at: datetime) -> bool:
-    """Whether a role but timestamp has less than half its validity left.
-
-    The rule TufRepository.publish applies to decide what to re-sign.
-    """
-    expiry = Expiry()  # what TufRepository.open signs with
+    """Whether a role but timestamp is due for renewal, as publish() judges it."""
     roles = [r for r in TOP_LEVEL_ROLES if r != "timestamp"] + repo.publishers()
-    for role in roles:
-        expires: datetime = repo.role_metadata(role).signed.expires
-        if expires - at < expiry.period(role) / 2:
-            return True
-    return False
+    return any(
+        renewal_due(repo.role_metadata(role).signed.expires, repo.expiry.period(role), at)
+        for role in roles
+    )
+
+
+def _require_registry(dir: Path) -> None:
+    """Refuse a `dir` that holds no registry before the lock file is made in it."""
+    if not dir.is_dir():
+        raise RegistryFileError(dir, "no registry here (not a directory)")
+    if not (dir / "repository").is_dir():
+        raise RegistryFileError(dir, "no registry here (make one with `ruvector registry init`)")
 
 
 def _utc(now: datetime | None) -> datetime:

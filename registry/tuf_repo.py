@@ -3,6 +3,7 @@
 A registry is a directory of static files that any HTTP server or CDN can serve:
 
     DIR/keys/{root,targets,snapshot,timestamp}.key     PEM private keys, 0600
+                                                       (root.key may be kept offline)
     DIR/keys/publishers/<publisher>.key                one delegated-role key each
     DIR/repository/                                    what gets served
         metadata/<v>.root.json, root.json              root.json: latest, for humans
@@ -29,13 +30,20 @@ Ordering rules, which keep every reader on a complete tree:
   version numbers and overwrites them, which is safe because no timestamp ever
   pointed at them.
 
+The root key signs new root versions only, so it is read only when one is
+due (publish() renews root when less than half its validity is left, about
+twice a year by default) or asked for (sign_with("root")): between renewals
+it can be kept offline. open() takes another path to read it from.
+
 Changes (add_publisher, add_target, remove_target) are staged in the object and
 reach the served metadata only at publish(). Target files are written at once:
 a hash-prefixed file that no metadata lists is never fetched by a client.
 
 Errors: RegistryFileError (an InputError) for a missing, damaged or misplaced
-registry file; RegistryIOError (a HostFault) when the OS fails a read or write;
-PublisherError and TargetNotFound (InputErrors) for names the user got wrong.
+registry file; RootKeyNeeded (an InputError) when root is due for renewal and
+its key is not where it is looked for; RegistryIOError (a HostFault) when the
+OS fails a read or write; PublisherError and TargetNotFound (InputErrors) for
+names the user got wrong.
 ValueError means the caller built a bad target path, a bug in the layer above.
 """
 
@@ -44,6 +52,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,8 +97,13 @@ __all__ = [
     "PublisherError",
     "RegistryFileError",
     "RegistryIOError",
+    "RootKeyNeeded",
     "TargetNotFound",
     "TufRepository",
+    "check_publisher_name",
+    "check_target_path",
+    "renewal_due",
+    "require_empty",
 ]
 
 TOP_LEVEL_ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -159,6 +173,19 @@ class PublisherError(InputError):
         super().__init__(f"publisher {publisher!r}: {reason}")
 
 
+class RootKeyNeeded(InputError):
+    """Root metadata is due for renewal and its key file `path` is absent."""
+
+    def __init__(self, path: Path, expires: datetime) -> None:
+        self.path = path
+        self.expires = expires
+        super().__init__(
+            f"root metadata is due for renewal (it expires {expires:%Y-%m-%d}), which needs "
+            f"the root key, and {path} is missing: put keys/root.key back for this one run, "
+            "or pass its path with --root-key PATH"
+        )
+
+
 class TargetNotFound(InputError):
     """A target path is not listed in the role it was looked up in."""
 
@@ -172,7 +199,8 @@ class TufRepository:
     """A registry directory: its keys, its latest metadata and staged changes.
 
     Build one with `init` or `open`. Not safe for concurrent use: one process
-    (and one object) edits a registry at a time.
+    (and one object) edits a registry at a time; registry.repository holds a
+    lock on DIR for that.
     """
 
     def __init__(
@@ -184,10 +212,12 @@ class TufRepository:
         timestamp: Metadata[Timestamp],
         targets: dict[str, Metadata[Targets]],
         expiry: Expiry,
+        root_key: Path,
     ) -> None:
         """Use `init` or `open`; this only assembles already loaded parts."""
         self._dir = directory
-        self._signers = signers
+        self._signers = signers  # "root" only once it has been read (see _root_signer)
+        self._root_key = root_key
         self._root = root
         self._snapshot = snapshot
         self._timestamp = timestamp
@@ -203,14 +233,17 @@ class TufRepository:
     # ------------------------------------------------------------------ create
 
     @classmethod
-    def init(cls, dir: Path, *, expiry: Expiry = Expiry()) -> TufRepository:
+    def init(
+        cls, dir: Path, *, expiry: Expiry = Expiry(), ignore: Collection[str] = ()
+    ) -> TufRepository:
         """Create a registry in `dir` (which must be absent or empty).
 
-        Writes new keys and version 1 of the four top-level roles.
+        Writes new keys and version 1 of the four top-level roles. Names in
+        `ignore` do not make `dir` non-empty (a lock file the caller holds).
         Raises RegistryFileError if `dir` is a file or not empty,
         RegistryIOError if a write fails.
         """
-        _require_empty(dir)
+        require_empty(dir, ignore=ignore)
         now = _utc(None)
         signers = {role: CryptoSigner.generate_ed25519() for role in TOP_LEVEL_ROLES}
         root = Metadata(Root(expires=now + expiry.root, consistent_snapshot=True))
@@ -224,6 +257,7 @@ class TufRepository:
             Metadata(Timestamp(expires=now + expiry.timestamp)),
             {"targets": Metadata(Targets(expires=now + expiry.targets))},
             expiry,
+            dir / "keys" / "root.key",
         )
         for role, signer in signers.items():
             _write(dir / "keys" / f"{role}.key", signer.private_bytes, _KEY_MODE)
@@ -236,12 +270,16 @@ class TufRepository:
         return repo
 
     @classmethod
-    def open(cls, dir: Path, *, expiry: Expiry = Expiry()) -> TufRepository:
-        """Load the keys and the latest published metadata of the registry in `dir`.
+    def open(
+        cls, dir: Path, *, expiry: Expiry = Expiry(), root_key: Path | None = None
+    ) -> TufRepository:
+        """Load the online keys and the latest published metadata of the registry in `dir`.
 
         `expiry` sets the periods for what this object signs from now on.
+        The root key is not read here but when root must be re-signed, from
+        `root_key` (default: DIR/keys/root.key), so it may be kept offline.
         Every loaded role is checked against its delegator's keys, and every
-        key file against the public key the metadata names.
+        key file read against the public key the metadata names.
         Raises RegistryFileError for a missing or damaged file (naming it),
         RegistryIOError if the OS cannot read one.
         """
@@ -263,10 +301,16 @@ class TufRepository:
                 meta_dir / f"{snapshot_version}.snapshot.json", "lists no targets.json"
             )
         _verify_chain(meta_dir, root, snapshot, timestamp, targets)
-        signers = _load_signers(dir / "keys", root, targets["targets"])
-        return cls(dir, signers, root, snapshot, timestamp, targets, expiry)
+        signers = _load_online_signers(dir / "keys", root, targets["targets"])
+        root_key = dir / "keys" / "root.key" if root_key is None else root_key
+        return cls(dir, signers, root, snapshot, timestamp, targets, expiry, root_key)
 
     # ------------------------------------------------------------------ read
+
+    @property
+    def expiry(self) -> Expiry:
+        """The validity periods this object signs with."""
+        return self._expiry
 
     @property
     def repository_dir(self) -> Path:
@@ -308,7 +352,7 @@ class TufRepository:
         published is ignored by open() and replaced by a later add).
         Raises PublisherError for an invalid, reserved or taken name.
         """
-        _check_publisher_name(name)
+        check_publisher_name(name)
         if name in self._delegated_roles():
             raise PublisherError(name, "already exists")
         if any(path.startswith(f"{name}/") for path in self._targets["targets"].signed.targets):
@@ -384,11 +428,14 @@ class TufRepository:
         so a registry that publishes regularly never lets a role expire.
         Expiry dates are computed from `now` (aware datetime, default: the
         current time), which lets tests make already-expired metadata.
-        Raises RegistryIOError if a write fails (the served tree then still
-        shows the previous state: timestamp.json is written last).
+        Raises RootKeyNeeded (before any write) if root is due and its key
+        absent, RegistryFileError if that key file is damaged or another key,
+        RegistryIOError if a write fails (the served tree then still shows
+        the previous state: timestamp.json is written last).
         """
         at = _utc(now)
         if self._is_due(self._root, "root", at):
+            self.require_root_key(at)
             self._renew_root(at)
         # Delegated roles before "targets": a client that sees the new
         # delegation must find the role it points at.
@@ -398,6 +445,22 @@ class TufRepository:
                 self._sign_targets_role(role, at)
         self._sign_snapshot(at)
         self._sign_timestamp(at)
+
+    def require_root_key(self, now: datetime | None = None) -> None:
+        """Read the root key now if publish(now) will re-sign root.
+
+        Lets a caller that writes files before publishing (add_target
+        writes target files at once) fail before its first write.
+        Raises RootKeyNeeded if root is due and the key file is absent,
+        RegistryFileError if it is damaged or not root's key,
+        RegistryIOError if the OS cannot read it.
+        """
+        at = _utc(now)
+        if not self._is_due(self._root, "root", at) or "root" in self._signers:
+            return
+        if not self._root_key.exists():
+            raise RootKeyNeeded(self._root_key, self._root.signed.expires)
+        self._root_signer()
 
     def resign_snapshot(self, now: datetime | None = None) -> None:
         """Write a new snapshot version (same listed versions) and a new timestamp.
@@ -423,8 +486,11 @@ class TufRepository:
         """The signer of `role` (top-level or publisher), for tests and tooling.
 
         Attack tests use it to sign hand-crafted metadata. Raises
-        PublisherError for an unknown role.
+        PublisherError for an unknown role; for "root", RegistryFileError or
+        RegistryIOError if its key file cannot be read.
         """
+        if role == "root":
+            return self._root_signer()
         try:
             return self._signers[role]
         except KeyError:
@@ -494,7 +560,7 @@ class TufRepository:
 
     def _role_for(self, path: str, publisher: str | None) -> str:
         """The targets role that lists `path`; raises ValueError for a bad path."""
-        segments = _check_target_path(path)
+        segments = check_target_path(path)
         if publisher is None:
             if len(segments) > 1 and segments[0] in self._delegated_roles():
                 raise ValueError(f"target {path!r} is in publisher {segments[0]!r}'s namespace")
@@ -507,15 +573,24 @@ class TufRepository:
         return role
 
     def _is_due(self, md: Metadata[Any], role: str, at: datetime) -> bool:
-        expires: datetime = md.signed.expires
-        return expires - at < self._expiry.period(role) / 2
+        return renewal_due(md.signed.expires, self._expiry.period(role), at)
+
+    def _root_signer(self) -> CryptoSigner:
+        """The root key's signer, read from its file the first time it is needed."""
+        signer = self._signers.get("root")
+        if signer is None:
+            root = self._root.signed
+            signer = _load_signer(self._root_key, root.get_key(root.roles["root"].keyids[0]))
+            self._signers["root"] = signer
+        return signer
 
     def _renew_root(self, at: datetime) -> None:
         # Same keys, so the new root needs only the current root key; clients
         # holding an older root walk to it through <v>.root.json.
+        signer = self._root_signer()  # before any change: a missing key changes nothing
         self._root.signed.version += 1
         self._root.signed.expires = at + self._expiry.root
-        self._root.sign(self._signers["root"])
+        self._root.sign(signer)
         self._write_metadata("root", self._root)
 
     def _sign_targets_role(self, role: str, at: datetime) -> None:
@@ -573,21 +648,43 @@ def _utc(now: datetime | None) -> datetime:
     return now.astimezone(UTC)  # tuf refuses expiry dates in any zone but UTC
 
 
-def _require_empty(dir: Path) -> None:
+def renewal_due(expires: datetime, period: timedelta, at: datetime) -> bool:
+    """Whether metadata valid for `period` and expiring at `expires` is due at `at`.
+
+    Due means less than half of its validity is left: publish() re-signs
+    such a role, so a registry refreshed regularly never lets one expire.
+    """
+    return expires - at < period / 2
+
+
+def require_empty(dir: Path, *, ignore: Collection[str] = ()) -> None:
+    """Check that a registry may be created in `dir`: absent, or empty but for `ignore`.
+
+    Raises RegistryFileError if `dir` is a file or holds anything else.
+    """
     if dir.exists() and not dir.is_dir():
         raise RegistryFileError(dir, "exists and is not a directory")
-    if dir.is_dir() and any(dir.iterdir()):
+    if dir.is_dir() and any(p.name not in ignore for p in dir.iterdir()):
         raise RegistryFileError(dir, "exists and is not empty; refusing to create a registry")
 
 
-def _check_publisher_name(name: str) -> None:
+def check_publisher_name(name: str) -> None:
+    """The rule add_publisher applies to a new publisher's name.
+
+    Raises PublisherError for a name that is malformed or reserved.
+    """
     if not _PUBLISHER_NAME.fullmatch(name):
         raise PublisherError(name, "must be 1-64 characters of a-z, 0-9 and '-'")
     if name in _RESERVED_NAMES:
         raise PublisherError(name, "is a reserved name")
 
 
-def _check_target_path(path: str) -> list[str]:
+def check_target_path(path: str) -> list[str]:
+    """The syntax rule add_target applies to a target path; returns its segments.
+
+    Namespace rules (which role may list it) are checked by add_target only.
+    Raises ValueError for a segment clients could not fetch or store safely.
+    """
     segments = path.split("/")
     if not all(_PATH_SEGMENT.fullmatch(segment) for segment in segments):
         raise ValueError(
@@ -700,12 +797,14 @@ def _verify(delegator: Root | Targets, role: str, md: Metadata[Any], path: Path)
         raise RegistryFileError(path, f"signatures do not verify: {exc}") from exc
 
 
-def _load_signers(
+def _load_online_signers(
     keys_dir: Path, root: Metadata[Root], targets: Metadata[Targets]
 ) -> dict[str, CryptoSigner]:
-    """Load every role's key file, checked against the key its delegator names."""
+    """Load every role's key file but root's, checked against the key its delegator names."""
     signers: dict[str, CryptoSigner] = {}
     for role in TOP_LEVEL_ROLES:
+        if role == "root":
+            continue  # read only when needed: it may be offline
         key = root.signed.get_key(root.signed.roles[role].keyids[0])
         signers[role] = _load_signer(keys_dir / f"{role}.key", key)
     for name, delegated in _delegated_roles(targets.signed).items():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -22,20 +24,23 @@ from reconciler.bundle import (
     open_bundle,
     write_bundle,
 )
+from reconciler.lock import LockHeld
 from reconciler.signature import PublisherKey, SignatureRefused, generate_key, sign_bundle
 from registry.index import INDEX_PATH, parse_index
 from registry.repository import (
+    LOCK_FILE,
     BundleRefused,
     add_bundle,
     init_registry,
     list_entries,
     refresh,
 )
-from registry.tuf_repo import PublisherError, TufRepository
+from registry.tuf_repo import PublisherError, RegistryFileError, RootKeyNeeded, TufRepository
 from ruvector.cli.main import cli
 from ruvector.errors import ConfigError
 
-HELLO = Path(__file__).resolve().parent.parent / "examples" / "hello"
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = ROOT / "examples" / "hello"
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -67,12 +72,20 @@ def make_bundle(
 
 
 def tree_hash(directory: Path) -> dict[str, str]:
-    """Every path under `directory` with its content hash ("dir" for directories)."""
+    """Every path under `directory` with its content hash ("dir" for directories).
+
+    The writer lock's note is left out: every write, even a refused one,
+    rewrites it with its own pid.
+    """
 
     def digest(p: Path) -> str:
         return "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
 
-    return {str(p.relative_to(directory)): digest(p) for p in sorted(directory.rglob("*"))}
+    return {
+        str(p.relative_to(directory)): digest(p)
+        for p in sorted(directory.rglob("*"))
+        if p != directory / LOCK_FILE
+    }
 
 
 def run(*args: str | Path) -> Result:
@@ -397,6 +410,194 @@ def test_refresh_writes_a_timestamp_and_renews_roles_when_due(published: Path) -
     assert version_of(published, "snapshot") == snapshot + 1
     result = run("refresh", published)
     assert result.exit_code == 0 and "timestamp version" in result.output
+
+
+# ---------------------------------------------------------------------- the root key offline
+
+
+def take_root_key_offline(directory: Path, tmp_path: Path) -> Path:
+    offline = tmp_path / "usb-stick" / "root.key"
+    offline.parent.mkdir()
+    (directory / "keys" / "root.key").rename(offline)
+    return offline
+
+
+def test_add_and_refresh_work_without_the_root_key_until_root_is_due(
+    tmp_path: Path, alice: PublisherKey
+) -> None:
+    directory = tmp_path / "reg"
+    assert run("init", directory).exit_code == 0
+    offline = take_root_key_offline(directory, tmp_path)
+    result = run("add", directory, make_bundle(tmp_path, alice), "--publisher", "alice")
+    assert result.exit_code == 0, result.output
+    result = run("refresh", directory)
+    assert result.exit_code == 0, result.output
+
+    # 200 days on, root (365 days) has less than half its validity left.
+    later = datetime.now(UTC) + timedelta(days=200)
+    expires = TufRepository.open(directory).role_metadata("root").signed.expires
+    before = tree_hash(directory)
+    with pytest.raises(RootKeyNeeded) as caught:
+        refresh(directory, later)
+    message = str(caught.value)
+    assert f"root metadata is due for renewal (it expires {expires:%Y-%m-%d})" in message
+    assert f"{directory / 'keys' / 'root.key'} is missing" in message
+    assert "put keys/root.key back for this one run" in message
+    assert "--root-key PATH" in message
+    with pytest.raises(RootKeyNeeded):
+        add_bundle(directory, make_bundle(tmp_path, alice, version="0.2.0"), now=later)
+    assert tree_hash(directory) == before  # checked before anything was written
+
+    done = refresh(directory, later, root_key=offline)
+    assert done.renewed
+    assert version_of(directory, "root") == 2
+    assert not (directory / "keys" / "root.key").exists()
+    # Renewed, root is not due for another half year: no key needed.
+    add_bundle(directory, make_bundle(tmp_path, alice, version="0.2.0"), now=later)
+
+
+def test_the_cli_reads_the_root_key_from_root_key_path(
+    reg: Path, tmp_path: Path, alice: PublisherKey
+) -> None:
+    # A root expiring in 30 days is due now, so the real clock (the CLI's) needs the key.
+    repo = TufRepository.open(reg)
+    root = repo.role_metadata("root")
+    root.signed.version += 1
+    root.signed.expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    root.sign(repo.sign_with("root"))
+    repo.write_role(root, "root")
+    offline = take_root_key_offline(reg, tmp_path)
+    bundle = make_bundle(tmp_path, alice)
+    before = tree_hash(reg)
+
+    for args in (("refresh", reg), ("add", reg, bundle, "--publisher", "alice")):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1
+        assert "root metadata is due for renewal" in result.stderr
+        assert tree_hash(reg) == before
+
+    result = run("refresh", reg, "--root-key", offline)
+    assert result.exit_code == 0, result.output
+    assert "re-signed" in result.output
+    assert version_of(reg, "root") == 3
+    result = run("add", reg, bundle, "--publisher", "alice", "--root-key", tmp_path / "nowhere")
+    assert result.exit_code == 0, result.output  # not due any more: the path is not read
+
+
+def test_a_root_key_path_holding_another_key_is_refused(reg: Path, tmp_path: Path) -> None:
+    offline = take_root_key_offline(reg, tmp_path)
+    later = datetime.now(UTC) + timedelta(days=200)
+    with pytest.raises(RootKeyNeeded):
+        refresh(reg, later, root_key=tmp_path / "nowhere" / "root.key")
+    wrong = reg / "keys" / "targets.key"
+    with pytest.raises(RegistryFileError, match="does not match the public key") as caught:
+        refresh(reg, later, root_key=wrong)
+    assert caught.value.path == wrong
+    assert refresh(reg, later, root_key=offline).renewed
+
+
+# ---------------------------------------------------------------------- one writer at a time
+
+# Takes the registry's writer lock, says so on stdout, and sleeps until killed.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from registry.repository import writer_lock
+writer_lock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+while True:
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def lock_holder(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
+    """A child Python process holding the writer lock of the directory in request.param."""
+    directory: Path = request.getfixturevalue(request.param)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(directory)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"locked\n"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("lock_holder", ["published"], indirect=True)
+def test_a_second_writer_is_refused_at_once_and_a_killed_one_frees_the_lock(
+    published: Path,
+    tmp_path: Path,
+    alice: PublisherKey,
+    lock_holder: subprocess.Popen[bytes],
+) -> None:
+    lock = published / LOCK_FILE
+    bundle = make_bundle(tmp_path, alice, version="0.2.0")
+    before = tree_hash(published)
+    writes: dict[str, Callable[[], object]] = {
+        "add": lambda: add_bundle(published, bundle),
+        "refresh": lambda: refresh(published),
+    }
+    for name, write in writes.items():
+        with pytest.raises(LockHeld) as caught:
+            write()
+        assert caught.value.path == lock, name
+        assert caught.value.holder is not None and caught.value.holder.pid == lock_holder.pid
+        assert f"another registry write holding {lock} is running" in str(caught.value)
+        assert f"(pid {lock_holder.pid}, since " in str(caught.value)
+    result = run("add", published, bundle)
+    assert result.exit_code == 1
+    assert f"(pid {lock_holder.pid}, since " in result.stderr
+    assert tree_hash(published) == before
+
+    lock_holder.kill()  # no cleanup in the child: the kernel drops its lock
+    lock_holder.wait(timeout=10)
+    assert not add_bundle(published, bundle).unchanged
+    assert not refresh(published).renewed
+
+
+@pytest.fixture
+def empty_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "new"
+    directory.mkdir()
+    return directory
+
+
+@pytest.mark.parametrize("lock_holder", ["empty_dir"], indirect=True)
+def test_init_is_refused_while_another_writer_holds_the_lock(
+    empty_dir: Path, lock_holder: subprocess.Popen[bytes]
+) -> None:
+    with pytest.raises(LockHeld) as caught:
+        init_registry(empty_dir)
+    assert caught.value.holder is not None and caught.value.holder.pid == lock_holder.pid
+    assert [p.name for p in empty_dir.iterdir()] == [LOCK_FILE]
+    lock_holder.kill()
+    lock_holder.wait(timeout=10)
+    init_registry(empty_dir)  # the lock file left behind does not count as content
+    assert list_entries(empty_dir).entries == ()
+
+
+def test_writes_leave_no_lock_file_where_there_is_no_registry(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    for directory in (tmp_path / "nowhere", tmp_path / "plain"):
+        with pytest.raises(RegistryFileError, match="no registry here"):
+            refresh(directory)
+    assert not (tmp_path / "nowhere").exists()
+    assert list((tmp_path / "plain").iterdir()) == []
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    with pytest.raises(RegistryFileError, match="not empty"):
+        init_registry(tmp_path / "full")
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["x"]
 
 
 # ---------------------------------------------------------------------- served

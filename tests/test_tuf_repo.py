@@ -23,8 +23,10 @@ from registry.tuf_repo import (
     Expiry,
     PublisherError,
     RegistryFileError,
+    RootKeyNeeded,
     TargetNotFound,
     TufRepository,
+    renewal_due,
 )
 from ruvector.errors import InputError
 
@@ -333,6 +335,41 @@ def test_publish_renews_a_root_nearing_expiry(
         f"{base_url}/metadata/3.root.json",
     ]
     assert (tmp_path / "client" / "metadata" / "root_history" / "2.root.json").exists()
+
+
+def test_root_key_is_read_only_when_root_is_due(repo: TufRepository, tmp_path: Path) -> None:
+    keys = tmp_path / "registry" / "keys"
+    offline = tmp_path / "offline.key"
+    (keys / "root.key").rename(offline)
+    online = TufRepository.open(tmp_path / "registry")
+    online.add_target("alice/x/x-1.1.0.rvp", b"v1.1", publisher="alice")
+    online.publish()  # root has a year left
+    assert (version_of(online, "root"), version_of(online, "alice")) == (1, 2)
+    with pytest.raises(RegistryFileError, match="missing"):
+        online.sign_with("root")
+
+    later = datetime.now(UTC) + timedelta(days=200)  # under half of 365 left
+    online.add_target("alice/x/x-1.2.0.rvp", b"v1.2", publisher="alice")
+    written = sorted(online.metadata_dir.iterdir())
+    with pytest.raises(RootKeyNeeded) as caught:
+        online.publish(now=later)
+    assert caught.value.path == keys / "root.key"
+    assert caught.value.expires == online.role_metadata("root").signed.expires
+    assert sorted(online.metadata_dir.iterdir()) == written  # refused before any write
+
+    with pytest.raises(RegistryFileError, match="does not match the public key"):
+        TufRepository.open(tmp_path / "registry", root_key=keys / "targets.key").publish(later)
+    renewed = TufRepository.open(tmp_path / "registry", root_key=offline)
+    renewed.publish(now=later)
+    assert version_of(renewed, "root") == 2
+
+
+def test_renewal_is_due_with_less_than_half_the_period_left() -> None:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    period = timedelta(days=30)
+    assert not renewal_due(at + timedelta(days=15), period, at)
+    assert renewal_due(at + timedelta(days=15) - timedelta(seconds=1), period, at)
+    assert renewal_due(at - timedelta(days=1), period, at)  # already expired
 
 
 def test_custom_expiry_periods(tmp_path: Path) -> None:

@@ -20,6 +20,14 @@ from registry.serve import serve_forever
 DEFAULT_PORT = 8765
 
 _dir_argument = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+# Not checked for existence: the key is read only when root is due for renewal.
+_root_key_option = click.option(
+    "--root-key",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the root key from PATH (default DIRECTORY/keys/root.key); "
+    "needed only when root metadata is due for renewal.",
+)
 
 
 @click.group()
@@ -40,7 +48,8 @@ def init(directory: Path) -> None:
     click.echo(f"  keys: {keys} (publishers' keys go in {keys / 'publishers'})")
     click.echo(
         f"  {keys / 'root.key'} signs new root versions only: for a real registry, keep it "
-        "offline (this version still reads it on every add and refresh)"
+        "offline. add and refresh need it only when root is due for renewal (every 6 months "
+        "or so) and say so: then put it back for that run, or pass --root-key PATH"
     )
     click.echo(f"  serve it: ruvector registry serve {directory}")
     _echo_config_lines(f"http://127.0.0.1:{DEFAULT_PORT}", root)
@@ -55,13 +64,18 @@ def init(directory: Path) -> None:
     help="Register the bundle's signing key as publisher NAME (needed once per key).",
 )
 @click.option("--verified", is_flag=True, help="Mark the entry verified in the index.")
-def add(directory: Path, bundle: Path, publisher: str | None, verified: bool) -> None:
+@_root_key_option
+def add(
+    directory: Path, bundle: Path, publisher: str | None, verified: bool, root_key: Path | None
+) -> None:
     """Publish a signed bundle, checked as a client would check it.
 
     The bundle goes under the publisher its signing key is registered to;
     --publisher registers a new key. A published version never changes.
     """
-    result = add_bundle(directory, bundle, publisher=publisher, verified=verified)
+    result = add_bundle(
+        directory, bundle, publisher=publisher, verified=verified, root_key=root_key
+    )
     for warning in result.warnings:
         click.echo(click.style("warning: ", fg="yellow", bold=True) + warning, err=True)
     e = result.entry
@@ -95,13 +109,14 @@ def list_command(directory: Path) -> None:
 
 @registry.command(name="refresh")
 @_dir_argument
-def refresh_command(directory: Path) -> None:
+@_root_key_option
+def refresh_command(directory: Path, root_key: Path | None) -> None:
     """Re-sign what is due, so metadata never expires.
 
     Run it daily (cron, a timer): clients refuse a registry whose signed
     metadata has expired.
     """
-    done = refresh(directory)
+    done = refresh(directory, root_key=root_key)
     what = "roles due for renewal re-signed, " if done.renewed else ""
     click.echo(f"{directory}: {what}timestamp version {done.timestamp_version}")
 
