@@ -375,3 +375,15 @@ def test_run_follows_a_rollback_and_a_failed_reconcile_changes_nothing(tmp_path:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_plan_and_edits_import_no_runtime_and_no_network_stack() -> None:
+    """`ruvector plan` is run often (CI, fleets): it must not pay for wasmtime,
+    psutil, httpx or tuf unless a registry plugin needs fetching."""
+    code = (
+        "import sys, ruvector.cli.reconcile, ruvector.cli.edit\n"
+        "heavy = sorted({'wasmtime', 'psutil', 'httpx', 'tuf'} & set(sys.modules))\n"
+        "assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

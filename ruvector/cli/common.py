@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from executor.executor import Executor
 from reconciler.desired import DesiredState
-from ruvector.cli.output import metrics_table, plugin_metrics
 
 if TYPE_CHECKING:
+    # Imported where used: `ruvector plan` and the editing commands share this
+    # module and need neither wasmtime nor httpx.
+    from executor.executor import Executor
     from registry.client import RegistryClient
     from registry.source import ClientFactory
 
@@ -103,6 +104,8 @@ def run_executor(
             executor.run(ticks=ticks, stop=stop, before_tick=before_tick)
     finally:
         # Read before shutdown, which unloads every plugin.
+        from ruvector.cli.output import metrics_table, plugin_metrics
+
         table, reported = metrics_table(executor), plugin_metrics(executor)
         executor.shutdown()
         click.echo()
