@@ -85,6 +85,7 @@ class DesiredPlugin:
     config: Mapping[str, object] = field(default_factory=dict, repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict)  # config key path -> env var
     constraint: Constraint | None = None  # `version`, parsed
+    publisher_key: str | None = None  # registry plugins: the key their bundles must carry
 
     def allows(self, version: str) -> bool:
         """Whether `version` meets the plugin's version constraint (any, without one)."""
@@ -277,6 +278,7 @@ def _plugin(
         version=entry.get("version"),
         constraint=_constraint(doc, (*at, "version"), entry.get("version")),
         source=_source(doc, (*at, "source"), entry.get("source", "registry"), base, name),
+        publisher_key=_publisher_key(doc, at, entry),
         approved=parse_capabilities(entry.get("approve", []), (*at, "approve"), doc.error),
         limits=_limits(entry, limits),
         origin=origin,
@@ -292,6 +294,17 @@ def _constraint(doc: Document, at: KeyPath, text: str | None) -> Constraint | No
         return Constraint.parse(text)
     except ValueError as exc:
         raise doc.error(at, str(exc)) from None
+
+
+def _publisher_key(doc: Document, at: KeyPath, entry: Mapping[str, Any]) -> str | None:
+    key = entry.get("publisher_key")
+    if key is not None and entry.get("source", "registry") != SourceKind.REGISTRY.value:
+        raise doc.error(
+            (*at, "publisher_key"),
+            "applies to registry plugins only; a local plugin's signature is checked "
+            "against plugins.trust.verified_publisher_keys",
+        )
+    return key if isinstance(key, str) else None
 
 
 def _schedule(doc: Document, text: str) -> Schedule:

@@ -61,6 +61,9 @@ class _Want:
     have: Installed | None  # installed from the registry
     floor: str | None
     skip: frozenset[str]
+    # The key its bundles must be signed by: ruvector.toml's publisher_key, or
+    # the key of the last version this machine installed from the registry.
+    known_key: str | None = None
 
 
 def resolve(
@@ -85,7 +88,9 @@ def resolve(
             continue
         h = history.of(plugin.name)
         skip = frozenset(h.rolled_back) if asked else frozenset()
-        todo.append(_Want(plugin, have, h.high_water, skip))
+        last = h.versions.get(h.high_water) if h.high_water else None
+        known = plugin.publisher_key or (last.publisher_key if last else None)
+        todo.append(_Want(plugin, have, h.high_water, skip, known))
     if not todo:
         return out
     if desired.registry_root is None:
@@ -219,6 +224,8 @@ def _download(
         where = f"{client.url}/targets/{entry.bundle}"
         try:
             bundle, trust = verify_download(desired, entry, raw, where, publisher_key)
+            if trust is not TrustLevel.VERIFIED:  # a verified key vouches for itself
+                _check_key_continuity(want, entry.version, entry.publisher, publisher_key)
         except InputError as exc:
             _refused(want, kept, str(exc), out)
             continue
@@ -255,6 +262,32 @@ def verify_download(
             f"{explain(trust)}"
         )
     return bundle, trust
+
+
+def _check_key_continuity(want: _Want, version: str, publisher: str, signer: str) -> None:
+    """Refuse a release signed by another key than the one this plugin came with.
+
+    TUF trusts the registry's keys; if those are stolen, the index can name
+    a new key for a publisher and serve bundles signed by it. A key that
+    changes between releases is what that looks like, so it takes the user's
+    word (publisher_key in ruvector.toml), not the registry's.
+    """
+    expected = want.known_key
+    if expected is None or signer == expected:
+        return
+    name = want.plugin.name
+    at = f"plugins.installed.{name}.publisher_key"
+    if want.plugin.publisher_key is not None:
+        raise RegistryRefused(
+            f"{name} {version} is signed by {signer}, but ruvector.toml's {at} "
+            f"requires {expected}"
+        )
+    raise RegistryRefused(
+        f"{name} {version} is signed by {signer}, but this machine installed {name} "
+        f"from key {expected} (publisher '{publisher}'). A publisher's key changes "
+        f"when it rotates keys, and also when the registry is compromised: if "
+        f"'{publisher}' announced a new key, accept it with {at} = \"{signer}\""
+    )
 
 
 def _offer(want: _Want, bundle: Bundle, trust: TrustLevel, fetched: Fetched, out: Resolved) -> None:
@@ -306,6 +339,8 @@ def _offline(
         trust = registry_trust(
             bundle, desired.trust.verified_publisher_keys, fetched.publisher, fetched.publisher_key
         )
+        if trust is not TrustLevel.VERIFIED:  # a key pinned since then still holds
+            _check_key_continuity(want, choice, fetched.publisher, fetched.publisher_key)
     except InputError as exc:
         _refused(want, kept, str(exc), out)
         return

@@ -747,3 +747,62 @@ def test_a_registry_unreachable_on_first_install(reg: Registry, home: Path) -> N
     url = http_server.unused_url("").rstrip("/")
     write_config(home, reg, {"tabs": ""}, url=url)
     install_refused(home, f"registry {url} is unreachable", "no version it allows")
+
+
+# ---------------------------------------------------------------------- a stolen registry key
+
+
+def swap_publisher_key(reg: Registry, publisher: str, key: PublisherKey, bad: Bundle) -> None:
+    """What a thief of the registry's online keys can do: name a new key for
+    `publisher` in the index and list a bundle signed by it."""
+    index = list_entries(reg.dir)
+    raw = zip_of(bad.files)
+    entry = entry_for(bad, raw, publisher)
+    repo = TufRepository.open(reg.dir)
+    repo.add_target(entry.bundle, raw, publisher=publisher)
+    publishers = {**index.publishers, publisher: key.public}
+    new_index = make_index(publishers, (*index.entries, entry)).to_json()
+    repo.add_target(INDEX_PATH, new_index, publisher=None)
+    repo.publish()
+
+
+def test_a_publisher_key_swapped_in_the_index(reg: Registry, home: Path) -> None:
+    before = install_tabs(reg, home)
+    thief = generate_key()
+    swap_publisher_key(reg, "alice", thief, tabs_11(reg, thief))
+    alice = reg.key("alice").public
+    note = update_refused(
+        home,
+        before,
+        f"signed by {thief.public}",
+        f"installed tabs from key {alice}",
+        f'plugins.installed.tabs.publisher_key = "{thief.public}"',
+    )
+    assert "compromised" in note
+
+
+def test_a_new_publisher_key_accepted_in_ruvector_toml(reg: Registry, home: Path) -> None:
+    install_tabs(reg, home)
+    rotated = generate_key()
+    swap_publisher_key(reg, "alice", rotated, tabs_11(reg, rotated))
+    write_config(home, reg, {"tabs": f'{CARET}\npublisher_key = "{rotated.public}"'})
+    result = run(home, "reconcile", "--upgrade")
+    assert result.exit_code == 0, result.output
+    assert installed(home) == {"tabs": "1.1.0"}
+    history = json.loads((home / "state" / "registry" / "history.json").read_text())
+    assert history["plugins"]["tabs"]["versions"]["1.1.0"]["publisher_key"] == rotated.public
+
+
+def test_a_pinned_publisher_key_refuses_the_registry_s_own(reg: Registry, home: Path) -> None:
+    reg.publish("tabs", "1.0.0")
+    pinned = generate_key().public
+    write_config(home, reg, {"tabs": f'publisher_key = "{pinned}"'})
+    install_refused(home, "plugins.installed.tabs.source", f"requires {pinned}")
+
+
+def test_publisher_key_on_a_local_plugin_is_refused(reg: Registry, home: Path) -> None:
+    key = generate_key().public
+    write_config(home, reg, {"tabs": f'source = "dir:{reg.work}"\npublisher_key = "{key}"'})
+    result = run(home, "plan")
+    assert result.exit_code == 1
+    assert "plugins.installed.tabs.publisher_key: applies to registry plugins only" in result.output
