@@ -101,6 +101,7 @@ class Executor:
         )
         self.sampler = Sampler()
         self.plugins: dict[str, LoadedPlugin] = {}
+        self.refused: dict[str, str] = {}  # plugin -> why it was not loaded
         self.profile = self.settings.profile
         self.tick_count = 0
         self.overruns = 0  # ticks skipped because the previous ones ran long
@@ -159,9 +160,16 @@ class Executor:
             try:
                 self.load(spec)
             except PluginRefused as exc:
-                self.observer.refused(exc.plugin, exc.reason)
+                self.refuse(exc.plugin, exc.reason)
                 refusals.append(exc)
+            else:
+                self.refused.pop(spec.name, None)
         return refusals
+
+    def refuse(self, name: str, reason: str) -> None:
+        """Record that plugin `name` was not loaded, and why: status shows it."""
+        self.refused[name] = reason
+        self.observer.refused(name, reason)
 
     def _start(self, plugin: LoadedPlugin) -> bool:
         """(Re)instantiate and run on_init; False if either broke a limit."""
@@ -257,6 +265,7 @@ class Executor:
             "overruns": self.overruns,
             "profile": self.profile,
             "plugins": {name: _plugin_status(p) for name, p in self.plugins.items()},
+            "refused": dict(self.refused),
         }
 
     def _publish_status(self) -> None:

@@ -79,13 +79,16 @@ class AutoUpdate:
                 for a in plan.actions
                 if isinstance(a, Hold)
             ]
+            unreachable = any("is unreachable" in n for n in plan.notes)
             if plan.has_changes and done.applied.generation is not None:
                 summary = f"updated: generation {done.applied.generation.number} is in force"
+            elif unreachable:
+                summary = "registry unreachable: nothing checked, nothing changed"
             else:
                 summary = "up to date"
             report = UpdateReport(
                 now.isoformat(),
-                True,
+                not unreachable or plan.has_changes,
                 summary,
                 list(done.applied.done),
                 held,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import math
 import os
 import re
@@ -316,13 +317,42 @@ def _schedule(doc: Document, text: str) -> Schedule:
 
 def _registry_root(doc: Document, path: Path, base: Path, text: str | None) -> RegistryRoot | None:
     """The pinned root: inline JSON (it starts with '{') or the path of a root.json."""
+    at: KeyPath = ("plugins", "registry_root")
     if text is None:
         return None
+    if "registry_url" not in doc.data.get("plugins", {}):
+        raise doc.error(
+            at,
+            "a pinned root belongs to one registry: set plugins.registry_url to the URL "
+            "that registry is served at",
+        )
     if text.lstrip().startswith("{"):
-        return RegistryRoot(text.encode(), str(path))
-    file = _absolute(base, text)
-    raw = read_capped(file, MAX_ROOT_BYTES, str(path), "plugins.registry_root")
-    return RegistryRoot(raw, str(file))
+        raw, where = text.encode(), "the inline root"
+    else:
+        file = _absolute(base, text)
+        if file.is_dir():
+            inside = file / "root.json"
+            hint = f" (did you mean {inside}?)" if inside.is_file() else ""
+            raise doc.error(at, f"{file} is a directory, not a root.json{hint}")
+        raw, where = read_capped(file, MAX_ROOT_BYTES, str(path), key_path(at)), str(file)
+    kind = _metadata_kind(raw)
+    if kind != "root":
+        raise doc.error(at, f"{where} is not a TUF root.json: {kind}")
+    return RegistryRoot(raw, str(path) if where == "the inline root" else where)
+
+
+def _metadata_kind(raw: bytes) -> str:
+    """'root' for what looks like root metadata, else why it does not (the
+    client verifies it in full; this catches a wrong file early, and cheaply)."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return f"not JSON ({exc})"
+    signed = data.get("signed") if isinstance(data, dict) else None
+    kind = signed.get("_type") if isinstance(signed, dict) else None
+    if kind == "root":
+        return "root"
+    return f"it holds {kind} metadata" if isinstance(kind, str) else "not TUF metadata"
 
 
 def _source(doc: Document, at: KeyPath, text: str, base: Path, name: str) -> Source:

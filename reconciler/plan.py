@@ -428,7 +428,12 @@ def _update(
             f"{want.name}: {offer.source} now offers {offer.version} "
             f"(installed {have.version} stays pinned; take it with `ruvector reconcile --upgrade`)"
         )
-    artifact = _move_pin(want, have, offer, step, allow_downgrade) if moved and asked else None
+    # Only --upgrade moved it: once approved, the user must ask again.
+    pinned_elsewhere = not want.allows(have.version) or str(want.source) != have.source
+    again = "ruvector reconcile" if pinned_elsewhere else "ruvector reconcile --upgrade"
+    artifact = (
+        _move_pin(want, have, offer, step, allow_downgrade, again) if moved and asked else None
+    )
     # A config already applied to this very artifact was checked then.
     # (Unless it holds secrets: their values can change under the same text.)
     unchanged = (
@@ -449,7 +454,12 @@ def _update(
 
 
 def _move_pin(
-    want: DesiredPlugin, have: Installed, offer: Available, step: _Step, allow_downgrade: bool
+    want: DesiredPlugin,
+    have: Installed,
+    offer: Available,
+    step: _Step,
+    allow_downgrade: bool,
+    again: str,
 ) -> Available | None:
     older = semver_key(offer.version) < semver_key(have.version)
     if older and not (allow_downgrade or want.exact == offer.version):
@@ -466,7 +476,7 @@ def _move_pin(
     needs = _unapproved(want, offer.declared - before)
     if needs:
         step.actions.append(Hold(want.name, offer.version, needs))
-        step.notes.append(_hold_note(want, offer.version, needs, have.version))
+        step.notes.append(_hold_note(want, offer.version, needs, have.version, again))
         return None
     kind = Downgrade if older else Upgrade
     step.actions.append(
@@ -511,7 +521,11 @@ def _unapproved(want: DesiredPlugin, declared: frozenset[Capability]) -> tuple[s
 
 
 def _hold_note(
-    want: DesiredPlugin, version: str, needs: tuple[str, ...], old: str | None = None
+    want: DesiredPlugin,
+    version: str,
+    needs: tuple[str, ...],
+    old: str | None = None,
+    again: str = "ruvector reconcile",
 ) -> str:
     keeps = f"; {old} keeps running" if old else ""
     every = [*sorted(str(c) for c in want.approved), *needs]
@@ -519,7 +533,7 @@ def _hold_note(
     return (
         f"{want.name} {version} is held{keeps}: it needs approval of {', '.join(needs)}. "
         f"Approve with `ruvector approve {want.name} {' '.join(repr(n) for n in needs)}`, "
-        f"i.e. plugins.installed.{want.name}.approve = [{approve}]"
+        f"i.e. plugins.installed.{want.name}.approve = [{approve}], then `{again}`"
     )
 
 

@@ -8,12 +8,13 @@ plugin's health record, and the running executor's last published status
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from reconciler.autoupdate import REPORT_NAME
+from reconciler.autoupdate import REPORT_NAME, AutoUpdate
 from reconciler.desired import DesiredState
 from reconciler.store import StateStore
 
@@ -28,6 +29,7 @@ def collect(desired: DesiredState) -> dict[str, Any]:
     installed = {p.name: p for p in generation.plugins} if generation else {}
     wanted = {p.name: p for p in desired.plugins}
     running: dict[str, Any] = executor["plugins"] if executor else {}
+    refused: dict[str, Any] = executor.get("refused", {}) if executor else {}
     plugins = []
     for name in sorted(wanted.keys() | installed.keys()):
         want, have = wanted.get(name), installed.get(name)
@@ -44,6 +46,7 @@ def collect(desired: DesiredState) -> dict[str, Any]:
                 "disabled_reason": health.get("reason", ""),
                 "violations": health.get("count", 0),
                 "running": running.get(name),
+                "refused": refused.get(name),
             }
         )
     return {
@@ -52,7 +55,7 @@ def collect(desired: DesiredState) -> dict[str, Any]:
         "generation": generation.number if generation else None,
         "executor": None
         if executor is None
-        else {k: v for k, v in executor.items() if k != "plugins"},
+        else {k: v for k, v in executor.items() if k not in ("plugins", "refused")},
         "plugins": plugins,
         "auto_update": _auto_update(desired, state_dir),
     }
@@ -64,10 +67,15 @@ def _auto_update(desired: DesiredState, state_dir: Path) -> dict[str, Any]:
         last = json.loads((state_dir / "registry" / REPORT_NAME).read_text())
     except (OSError, ValueError):
         last = None
+    last = last if isinstance(last, dict) else None
+    # From the schedule in force, not the one the last check was made under.
+    updater = AutoUpdate(state_dir, desired.update_schedule)
+    due = updater.next_at(datetime.now(UTC))
     return {
         "enabled": desired.auto_update,
         "schedule": desired.update_schedule.describe(),
-        "last": last if isinstance(last, dict) else None,
+        "last": last,
+        "next_at": due.isoformat() if desired.auto_update else None,
     }
 
 

@@ -29,8 +29,10 @@ from typing import Self
 
 from tuf.api.exceptions import (
     DownloadError,
+    DownloadHTTPError,
     DownloadLengthMismatchError,
     RepositoryError,
+    UnsignedMetadataError,
 )
 from tuf.api.metadata import TargetFile
 from tuf.ngclient.config import UpdaterConfig
@@ -159,13 +161,28 @@ class RegistryClient:
             info = updater.get_targetinfo(path)
         except DownloadLengthMismatchError as exc:
             raise RegistryRefused(f"registry {self.url}: metadata too large: {exc}") from None
+        except DownloadHTTPError as exc:
+            reason = _cause(exc)
+            if exc.status_code == 404 and "timestamp.json" in reason:
+                reason += (
+                    ": the server answers but holds no registry at this URL; registry_url "
+                    "must be the served directory, the one holding metadata/ and targets/"
+                )
+            raise RegistryUnreachable(f"registry {self.url} is unreachable: {reason}") from None
         except DownloadError as exc:
             reason = _cause(exc)
             raise RegistryUnreachable(f"registry {self.url} is unreachable: {reason}") from None
         except RepositoryError as exc:
+            hint = ""
+            if isinstance(exc, UnsignedMetadataError):
+                hint = (
+                    f"; if this machine never reached this registry before, check that "
+                    f"plugins.registry_root ({self._root.origin}) is the root of the "
+                    f"registry at registry_url"
+                )
             raise RegistryRefused(
                 f"registry {self.url}: its metadata failed verification "
-                f"({type(exc).__name__}: {exc})"
+                f"({type(exc).__name__}: {exc}){hint}"
             ) from None
         except OSError as exc:
             raise HostFault(f"cannot keep registry metadata in {self.metadata_dir}: {exc}") from exc

@@ -138,8 +138,7 @@ def _from_registry(
             _offline(client, desired, want, kept, history, str(exc), out)
         return
     except (RegistryRefused, ConfigError) as exc:
-        for want in todo:
-            _refused(want, kept, str(exc), out)
+        _registry_refused(desired, todo, kept, exc, out)
         return
     picked: list[tuple[_Want, Entry]] = []
     for want in todo:
@@ -154,23 +153,40 @@ def _pick(index: Index, want: _Want, out: Resolved, kept: Mapping[str, Available
     plugin, name = want.plugin, want.plugin.name
     published = index.versions(name)
     if not published:
-        _refused(want, kept, f"the registry has no plugin '{name}'{_similar(index, name)}", out)
+        _refused(
+            want, kept, f"the registry has no plugin '{name}'{_similar(index, name)}", out, key=""
+        )
         return None
     runnable = [e for e in published if _runs_here(e)]
     floor = None if plugin.exact else want.floor
     skip = want.skip - {plugin.exact} if plugin.exact else want.skip
-    choice = best(plugin.constraint or _ANY, [e.version for e in runnable], floor=floor, skip=skip)
+    versions = [e.version for e in runnable]
+    choice = best(plugin.constraint or _ANY, versions, floor=floor, skip=skip)
+    _say_skipped(plugin, versions, floor, choice, out)
     have = want.have
     if choice is None or (have is not None and choice == have.version and name in kept):
         if have is not None and name in kept and plugin.allows(have.version):
             out.available[name] = kept[name]  # nothing newer to take: it stays
             _below_floor(plugin, runnable, floor, have, out)
             return None
-        _refused(want, kept, _nothing_matches(plugin, published, runnable, floor, skip), out)
+        why = _nothing_matches(plugin, published, runnable, floor, skip)
+        _refused(want, kept, why, out, key="version" if plugin.version else "")
         return None
     entry = index.entry(name, choice)
     assert entry is not None
     return entry
+
+
+def _say_skipped(
+    plugin: DesiredPlugin, versions: list[str], floor: str | None, choice: str | None, out: Resolved
+) -> None:
+    """Name a newer version left out because the user rolled back from it."""
+    newest = best(plugin.constraint or _ANY, versions, floor=floor)
+    if newest is not None and newest != choice:
+        out.notes.append(
+            f"{plugin.name}: {newest} is skipped: it was rolled back on this machine "
+            f'(pin version = "{newest}" to take it again)'
+        )
 
 
 def _below_floor(
@@ -279,8 +295,7 @@ def _check_key_continuity(want: _Want, version: str, publisher: str, signer: str
     at = f"plugins.installed.{name}.publisher_key"
     if want.plugin.publisher_key is not None:
         raise RegistryRefused(
-            f"{name} {version} is signed by {signer}, but ruvector.toml's {at} "
-            f"requires {expected}"
+            f"{name} {version} is signed by {signer}, but ruvector.toml's {at} requires {expected}"
         )
     raise RegistryRefused(
         f"{name} {version} is signed by {signer}, but this machine installed {name} "
@@ -351,14 +366,45 @@ def _offline(
     _offer(want, bundle, trust, fetched, out)
 
 
-def _refused(want: _Want, kept: Mapping[str, Available], reason: str, out: Resolved) -> None:
-    """A plugin the registry cannot give now: an update keeps the installed one."""
-    plugin, name, have = want.plugin, want.plugin.name, want.have
-    if have is not None and name in kept and plugin.allows(have.version):
-        out.available[name] = kept[name]
-        out.notes.append(f"{name}: no update taken: {reason}; {have.version} stays installed")
+def _refused(
+    want: _Want, kept: Mapping[str, Available], reason: str, out: Resolved, key: str = "source"
+) -> None:
+    """A plugin the registry cannot give now: an update keeps the installed one.
+
+    `key` is where in the plugin's table the problem lies ("" for the table).
+    """
+    if _keeps_installed(want, kept, reason, out):
         return
-    out.problems.append(_error(plugin, "source", reason))
+    out.problems.append(_error(want.plugin, key, reason))
+
+
+def _keeps_installed(
+    want: _Want, kept: Mapping[str, Available], reason: str, out: Resolved
+) -> bool:
+    plugin, name, have = want.plugin, want.plugin.name, want.have
+    if have is None or name not in kept or not plugin.allows(have.version):
+        return False
+    out.available[name] = kept[name]
+    out.notes.append(f"{name}: no update taken: {reason}; {have.version} stays installed")
+    return True
+
+
+def _registry_refused(
+    desired: DesiredState,
+    todo: list[_Want],
+    kept: Mapping[str, Available],
+    exc: RegistryRefused | ConfigError,
+    out: Resolved,
+) -> None:
+    """The registry as a whole failed verification: one problem, not one per plugin."""
+    stuck = [w.plugin.name for w in todo if not _keeps_installed(w, kept, str(exc), out)]
+    if not stuck:
+        return
+    needed = f" (needed to install {', '.join(stuck)})"
+    if isinstance(exc, ConfigError):  # the pinned root itself: its own file and key
+        out.problems.append(ConfigError(exc.file, exc.key, exc.message + needed, exc.line))
+        return
+    out.problems.append(ConfigError(str(desired.path), "plugins.registry_url", str(exc) + needed))
 
 
 def _runs_here(entry: Entry) -> bool:
@@ -398,4 +444,5 @@ def _similar(index: Index, name: str) -> str:
 
 
 def _error(plugin: DesiredPlugin, key: str, message: str) -> ConfigError:
-    return ConfigError(str(plugin.origin), f"plugins.installed.{plugin.name}.{key}", message)
+    at = f"plugins.installed.{plugin.name}" + (f".{key}" if key else "")
+    return ConfigError(str(plugin.origin), at, message)

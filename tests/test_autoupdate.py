@@ -127,8 +127,10 @@ def test_update_with_the_registry_unreachable_keeps_what_runs(reg: Registry, hom
     write_config(home, reg, {"tabs": ""}, extra="auto_update = true", url="http://127.0.0.1:9")
     desired = load_desired(home / "ruvector.toml")
     report = AutoUpdate(home / "state", desired.update_schedule).check(desired)
-    assert report.ok and report.summary == "up to date", report
+    assert not report.ok, report
+    assert report.summary == "registry unreachable: nothing checked, nothing changed"
     assert any("unreachable" in n and "1.0.0 stays installed" in n for n in report.notes)
+    assert versions(home) == {"tabs": "1.0.0"}
 
 
 def test_ruvector_run_updates_in_the_background(reg: Registry, home: Path) -> None:
@@ -181,3 +183,21 @@ def test_status_shows_the_last_update_check(reg: Registry, home: Path) -> None:
     report = json.loads(CliRunner().invoke(cli, ["status", "--json", *config]).output)
     assert report["auto_update"]["last"]["held"] == ["tabs 1.1.0 needs KillProcess"]
     assert report["plugins"][0]["source"] == "registry:tabs"
+
+
+def test_status_computes_the_next_check_from_the_schedule_in_force(
+    reg: Registry, home: Path
+) -> None:
+    reg.publish("tabs", "1.0.0")
+    write_config(home, reg, {"tabs": ""}, extra="auto_update = true\nupdate_schedule = '6h'")
+    desired = load_desired(home / "ruvector.toml")
+    report = AutoUpdate(home / "state", desired.update_schedule).check(desired)
+    write_config(home, reg, {"tabs": ""}, extra="auto_update = true\nupdate_schedule = '1m'")
+    status = (
+        CliRunner()
+        .invoke(cli, ["status", "--json", "--config", str(home / "ruvector.toml")])
+        .output
+    )
+    checked = datetime.fromisoformat(report.checked_at)
+    due = json.loads(status)["auto_update"]["next_at"]
+    assert datetime.fromisoformat(due) == checked + timedelta(minutes=1)

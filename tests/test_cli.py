@@ -314,9 +314,18 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
     spinner = make_plugin_dir(
         tmp_path, "spinner", module('(func (export "on_tick") (param i32) (loop $l (br $l)))'), []
     )
+    # Imports a host function its manifest declares no capability for.
+    greedy = make_plugin_dir(
+        tmp_path,
+        "greedy",
+        module('(func (export "on_tick") (param i32))', imports=["show_notification"]),
+        [],
+    )
     config = write_config(
         tmp_path,
-        HELLO + f'[plugins.installed.spinner]\nsource = "dir:{spinner}"\n',
+        HELLO
+        + f'[plugins.installed.spinner]\nsource = "dir:{spinner}"\n'
+        + f'[plugins.installed.greedy]\nsource = "dir:{greedy}"\n',
         interval_ms=100,
     )
     proc = start_run(config)
@@ -327,7 +336,8 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
             CliRunner().invoke(cli, ["status", "--json", "--config", str(config)]).output
         )
         assert report["generation"] == 1 and report["executor"]["pid"] == proc.pid
-        hello, spin = report["plugins"]
+        greedy_row, hello, spin = report["plugins"]
+        assert "ShowNotifications" in greedy_row["refused"], greedy_row
         assert (hello["name"], hello["desired_version"], hello["installed_version"]) == (
             "hello",
             "(any)",
@@ -339,10 +349,12 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
         text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
         assert f"executor: running (pid {proc.pid}" in text and "disabled: 3 violations" in text
         assert "auto-update: off" in text
+        assert "refused at load: import ruvector.show_notification" in text
         assert report["auto_update"] == {
             "enabled": False,
             "schedule": "every 6 hours",
             "last": None,
+            "next_at": None,
         }
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -207,7 +207,31 @@ BAD = [
     ),
     ("[plugins]\nupdate_schedule = '5s'\n", "plugins.update_schedule", "at least", 2),
     ("[plugins]\nupdate_schedule = '61 * * * *'\n", "plugins.update_schedule", "61", 2),
-    ("[plugins]\nregistry_root = 'nowhere.json'\n", "plugins.registry_root", "nowhere.json", None),
+    (
+        "[plugins]\nregistry_url = 'http://x'\nregistry_root = 'nowhere.json'\n",
+        "plugins.registry_root",
+        "nowhere.json",
+        None,
+    ),
+    (
+        "[plugins]\nregistry_root = 'r.json'\n",
+        "plugins.registry_root",
+        "set plugins.registry_url",
+        2,
+    ),
+    (
+        '[plugins]\nregistry_url = \'http://x\'\nregistry_root = \'{"signed": {"_type": "timestamp"}}\'\n',
+        "plugins.registry_root",
+        "not a TUF root.json: it holds timestamp metadata",
+        3,
+    ),
+    (
+        "[plugins]\nregistry_url = 'http://x'\nregistry_root = '{ not json'\n",
+        "plugins.registry_root",
+        "not a TUF root.json: not JSON",
+        3,
+    ),
+    ("[plugins]\nregistry_url = 'http://x/?a=1'\n", "plugins.registry_url", "without a query", 2),
     (
         "[plugins.installed.hello]\nsource = 'registry:hello'\n",
         "plugins.installed.hello.source",

@@ -217,6 +217,7 @@ def test_add_without_a_source_takes_the_registry_s_plugin(config: Path) -> None:
     result = CliRunner().invoke(cli, ["add", "world@^1.2", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "added plugin 'world' from the registry" in result.output
+    assert "no registry is pinned" in result.output
     table = tomllib.loads(config.read_text())["plugins"]["installed"]["world"]
     assert table == {"version": "^1.2"}
 

@@ -406,7 +406,7 @@ def test_an_expired_index(reg: Registry, home: Path) -> None:
     fresh = home.parent / "fresh"
     fresh.mkdir()
     write_config(fresh, reg, {"tabs": CARET})
-    install_refused(fresh, "plugins.installed.tabs.source", "expired")
+    install_refused(fresh, "plugins.registry_url", "expired", "(needed to install tabs)")
 
 
 # ---------------------------------------------------------------------- 8. downgrade
@@ -711,25 +711,31 @@ def unsigned_root(reg: Registry) -> bytes:
     return json.dumps(data).encode()
 
 
-NOT_ROOTS: dict[str, tuple[Callable[[Registry], bytes], str]] = {
-    "not JSON": (lambda reg: b"\x00 not json", "not a valid TUF root.json"),
-    "empty": (lambda reg: b"", "not a valid TUF root.json"),
+# Caught when ruvector.toml is read (at its line), or, signatures needing the
+# client, by the client (at the root file).
+NOT_ROOTS: dict[str, tuple[Callable[[Registry], bytes], str, bool]] = {
+    "not JSON": (lambda reg: b"\x00 not json", "is not a TUF root.json: not JSON", True),
+    "empty": (lambda reg: b"", "is not a TUF root.json: not JSON", True),
     "another role": (
         lambda reg: (reg.served / "metadata" / "timestamp.json").read_bytes(),
-        "Expected 'root', got 'timestamp'",
+        "is not a TUF root.json: it holds timestamp metadata",
+        True,
     ),
-    "unsigned": (unsigned_root, "not a valid TUF root.json"),
+    "unsigned": (unsigned_root, "not a valid TUF root.json", False),
 }
 
 
 @pytest.mark.parametrize("case", sorted(NOT_ROOTS))
 def test_a_pinned_root_that_is_not_a_root(reg: Registry, home: Path, case: str) -> None:
     reg.publish("tabs", "1.0.0")
-    make, fragment = NOT_ROOTS[case]
+    make, fragment, early = NOT_ROOTS[case]
     reg.root.write_bytes(make(reg))
     write_config(home, reg, {"tabs": ""})
-    output = install_refused(home, f"{reg.root}: plugins.registry_root", fragment)
-    assert "plugins.installed.tabs.source" in output
+    if early:
+        install_refused(home, "ruvector.toml:4: plugins.registry_root", str(reg.root), fragment)
+    else:
+        output = install_refused(home, f"{reg.root}: plugins.registry_root", fragment)
+        assert "(needed to install tabs)" in output
 
 
 def test_a_root_pinned_from_another_registry(reg: Registry, home: Path, tmp_path: Path) -> None:
@@ -739,7 +745,23 @@ def test_a_root_pinned_from_another_registry(reg: Registry, home: Path, tmp_path
     write_config(home, reg, {"tabs": ""})
     config = home / "ruvector.toml"
     config.write_text(config.read_text().replace(str(reg.root), str(other / "root.json")))
-    install_refused(home, "its metadata failed verification", "UnsignedMetadataError")
+    install_refused(
+        home,
+        "its metadata failed verification",
+        "UnsignedMetadataError",
+        f"check that plugins.registry_root ({other / 'root.json'}) is the root of the registry",
+    )
+
+
+def test_a_registry_url_that_serves_no_registry(reg: Registry, home: Path) -> None:
+    reg.publish("tabs", "1.0.0")
+    write_config(home, reg, {"tabs": ""}, url=reg.url + "/targets")
+    install_refused(
+        home,
+        "timestamp.json: HTTP 404",
+        "holds no registry at this URL",
+        "the one holding metadata/ and targets/",
+    )
 
 
 def test_a_registry_unreachable_on_first_install(reg: Registry, home: Path) -> None:

@@ -76,9 +76,9 @@ def test_unknown_plugin_and_unmatched_constraint(reg: Registry, home: Path) -> N
     write_config(home, reg, {"tbas": "", "tabs": 'version = "^2"'})
     result = run(home, "plan")
     assert result.exit_code == 1
-    assert "plugins.installed.tbas.source" in result.output
+    assert "plugins.installed.tbas: the registry has no plugin 'tbas'" in result.output
     assert "did you mean 'tabs'" in result.output
-    assert "no published version of tabs matches version ^2" in result.output
+    assert "plugins.installed.tabs.version: no published version of tabs matches" in result.output
 
 
 def test_rollback_is_remembered_and_upgrade_skips_that_version(reg: Registry, home: Path) -> None:
@@ -89,6 +89,7 @@ def test_rollback_is_remembered_and_upgrade_skips_that_version(reg: Registry, ho
     assert run(home, "reconcile", "--upgrade").exit_code == 0
     back = run(home, "rollback")
     assert back.exit_code == 0, back.output
+    assert "tabs 1.1.0 will not be offered again by --upgrade or auto-update" in back.output
     assert installed(home)["tabs"][0] == "1.0.0"
     history = json.loads((home / "state" / "registry" / "history.json").read_text())
     assert history["plugins"]["tabs"]["rolled_back"] == ["1.1.0"]
@@ -98,6 +99,8 @@ def test_rollback_is_remembered_and_upgrade_skips_that_version(reg: Registry, ho
     # ...--upgrade does not take the rolled-back version again, but a newer one.
     up = run(home, "reconcile", "--upgrade")
     assert up.exit_code == 0, up.output
+    assert "tabs: 1.1.0 is skipped: it was rolled back on this machine" in up.output
+    assert 'pin version = "1.1.0" to take it again' in up.output
     assert installed(home)["tabs"][0] == "1.0.0"
     reg.publish("tabs", "1.2.0")
     assert run(home, "reconcile", "--upgrade").exit_code == 0
@@ -210,3 +213,18 @@ def test_search_and_info(reg: Registry, home: Path) -> None:
     missing = run(home, "info", "tab")
     assert missing.exit_code == 1
     assert "no plugin 'tab'" in missing.output and "did you mean tabs" in missing.output
+
+
+def test_a_held_upgrade_says_how_to_take_it_once_approved(reg: Registry, home: Path) -> None:
+    reg.publish("tabs", "1.0.0")
+    write_config(home, reg, {"tabs": ""})
+    assert run(home, "reconcile").exit_code == 0
+    reg.publish("tabs", "1.1.0", caps='["ReadSystemInfo", "KillProcess"]')
+    held = run(home, "reconcile", "--upgrade")
+    assert held.exit_code == 0, held.output
+    assert "then `ruvector reconcile --upgrade`" in held.output
+    write_config(home, reg, {"tabs": 'approve = ["KillProcess"]'})
+    assert run(home, "reconcile").exit_code == 0
+    assert installed(home)["tabs"][0] == "1.0.0"  # a plain reconcile keeps the pin...
+    assert run(home, "reconcile", "--upgrade").exit_code == 0
+    assert installed(home)["tabs"][0] == "1.1.0"  # ...as the note said

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from reconciler.desired import load_desired
 from reconciler.edit import Change, Edited, add_plugin, approve, edit_file, remove_plugin, set_value
 from ruvector.cli.common import approve_option, config_option
 from ruvector.errors import ConfigError
@@ -70,6 +71,13 @@ def add_command(
             enabled=not disabled,
         ),
     )
+    if source is None and load_desired(config_path).registry_root is None:
+        click.echo(
+            click.style("warning: ", fg="yellow", bold=True)
+            + "no registry is pinned (plugins.registry_url and plugins.registry_root): "
+            f"`ruvector plan` fails for {name} until they are set (see docs/registry.md)",
+            err=True,
+        )
 
 
 @click.command("remove")

@@ -17,6 +17,7 @@ from reconciler import plan_json
 from reconciler.apply import apply, check_base, gather, make_plan, rollback
 from reconciler.desired import DesiredState, load_desired, state_dir_of
 from reconciler.lock import ReconcileLock
+from reconciler.manifest import semver_key
 from reconciler.plan import Plan
 from reconciler.sources import Offers
 from reconciler.store import StateStore
@@ -154,10 +155,20 @@ def rollback_command(config_path: Path) -> None:
     bad edit, when it is most needed.
     """
     state_dir = state_dir_of(config_path)
+    store = StateStore(state_dir)
     with ReconcileLock(state_dir):
-        back = rollback(StateStore(state_dir))
+        left = store.current()
+        back = rollback(store)
     names = ", ".join(f"{p.name} {p.version}" for p in back.plugins) or "no plugins"
     click.echo(f"Rolled back to generation {back.number}: {names}")
+    for p in left.plugins if left else ():
+        older = back.plugin(p.name)
+        moved_down = older is None or semver_key(older.version) < semver_key(p.version)
+        if p.source.startswith("registry:") and moved_down:
+            click.echo(
+                f"{p.name} {p.version} will not be offered again by --upgrade or auto-update "
+                f'(pin version = "{p.version}" to take it again)'
+            )
     click.echo(
         "ruvector.toml is unchanged: the next `ruvector reconcile` (or an edit seen by a "
         "running `ruvector run`) plans forward from here again."

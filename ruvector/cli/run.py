@@ -54,7 +54,10 @@ def run(config_path: Path, ticks: int | None) -> None:
 
     with on_sighup() as hup:
         follower.hup = hup
-        run_executor(executor, load, ticks, follower.before_tick)
+        try:
+            run_executor(executor, load, ticks, follower.before_tick)
+        finally:
+            follower.finish()
 
 
 def _reconcile(desired: DesiredState, store: StateStore) -> Generation | None:
@@ -82,6 +85,11 @@ def _try_reconcile(desired: DesiredState, store: StateStore) -> tuple[Generation
     return done.applied.generation, True
 
 
+# How long stopping waits for an update check under way (a registry that
+# stalls is bounded by the download timeouts, 120 s at most).
+UPDATE_WAIT_S = 30.0
+
+
 class _Follower:
     """Applies new generations to the running executor between ticks."""
 
@@ -103,7 +111,7 @@ class _Follower:
     def load(self, plugins: tuple[InstalledPlugin, ...]) -> None:
         handed = hand_off(plugins, self.store, self.desired)
         for name, why in handed.problems:
-            self.executor.observer.refused(name, why)
+            self.executor.refuse(name, why)
         self.executor.load_all(handed.specs)
 
     def before_tick(self) -> None:
@@ -114,6 +122,17 @@ class _Follower:
             self._reconcile()
         self._maybe_update()
         self._follow_current()
+
+    def finish(self, wait_s: float = UPDATE_WAIT_S) -> None:
+        """Let an update check under way end before exiting: killed mid-apply it
+        would be safe (apply is crash-safe) but lost, and its report unwritten."""
+        thread = self.updating
+        if thread is None or not thread.is_alive():
+            return
+        click.echo(f"waiting up to {wait_s:.0f} s for the update check to finish", err=True)
+        thread.join(wait_s)
+        if thread.is_alive():
+            click.echo("update check abandoned; the next start checks again", err=True)
 
     def _maybe_update(self) -> None:
         """Start a scheduled update check in the background when one is due.

@@ -41,6 +41,8 @@ def status_command(config_path: Path, as_json: bool) -> None:
         click.echo(_row(p))
         if p["disabled_for_violations"]:
             click.echo(f"    disabled: {p['disabled_reason']}")
+        if p["refused"]:
+            click.echo(f"    refused at load: {p['refused']}")
     _auto_update(report["auto_update"])
 
 
@@ -54,12 +56,13 @@ def _auto_update(auto: dict[str, Any]) -> None:
         click.echo(f"  last check {last.get('checked_at')}: {last.get('summary')}")
         for held in last.get("held", []):
             click.echo(f"  held: {held}")
-        click.echo(f"  next check: {last.get('next_at')}")
+    click.echo(f"  next check: {auto['next_at']}")
 
 
 def _row(p: dict[str, object]) -> str:
     run = p["running"] if isinstance(p["running"], dict) else {}
     state = "disabled" if p["disabled_for_violations"] or not p["enabled"] else "enabled"
+    state = "refused" if p["refused"] else state
     return _ROW.format(
         str(p["name"]),
         str(p["desired_version"] or "-"),
