@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ from reconciler.plan import (
     config_hash,
     plan,
 )
+from reconciler.signature import installed_trust
 from reconciler.sources import Offers, read_sources
 from reconciler.store import (
     Generation,
@@ -80,11 +81,12 @@ class Observed:
     kept: Mapping[str, Available] = field(default_factory=dict)  # installed artifacts, described
 
 
-def observe(store: StateStore) -> Observed:
+def observe(store: StateStore, verified_keys: Collection[str] = ()) -> Observed:
     """The current generation, its drift, and what its artifacts declare.
 
-    Raises StateError if the state is damaged beyond drift (e.g. a
-    generation record).
+    `verified_keys` (ruvector.toml's verified_publisher_keys) decide whether
+    a plugin installed as Verified still is. Raises StateError if the state
+    is damaged beyond drift (e.g. a generation record).
     """
     generation = store.current()
     if generation is None:
@@ -93,20 +95,29 @@ def observe(store: StateStore) -> Observed:
     for d in store.check_drift(generation):
         drift.setdefault(d.plugin, []).append(f"{d.kind.value} {d.file}")
     intact = {p.name: p for p in generation.plugins if p.name not in drift}
-    return Observed(generation, {k: tuple(v) for k, v in drift.items()}, _Kept(store, intact))
+    kept = _Kept(store, intact, verified_keys)
+    return Observed(generation, {k: tuple(v) for k, v in drift.items()}, kept)
 
 
 class _Kept(Mapping[str, Available]):
     """Installed artifacts, described on first use: the planner needs one only
     when a config changed while its pin stays, and describing reads the store."""
 
-    def __init__(self, store: StateStore, plugins: Mapping[str, InstalledPlugin]) -> None:
-        self._store, self._plugins = store, plugins
+    def __init__(
+        self,
+        store: StateStore,
+        plugins: Mapping[str, InstalledPlugin],
+        verified_keys: Collection[str],
+    ) -> None:
+        self._store, self._plugins, self._verified = store, plugins, verified_keys
         self._done: dict[str, Available] = {}
 
     def __getitem__(self, name: str) -> Available:
         if name not in self._done:
-            self._done[name] = _describe_installed(self._store, self._plugins[name])
+            p = self._plugins[name]
+            described = _describe_installed(self._store, p)
+            trust = installed_trust(self._store, p, self._verified)
+            self._done[name] = replace(described, trust=trust)
         return self._done[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -146,7 +157,7 @@ def gather(
 ) -> tuple[Observed, Offers]:
     """Observe the state, then read the sources in its light (a registry
     plugin that stays installed needs no download)."""
-    observed = observe(store)
+    observed = observe(store, desired.trust.verified_publisher_keys)
     gen = observed.generation
     installed = {p.name: p for p in gen.plugins} if gen else {}
     offers = read_sources(desired, installed, observed.kept, upgrade=upgrade, connect=connect)
@@ -211,12 +222,11 @@ def apply(
     for i, (text, step) in enumerate(steps):
         try:
             step()
-        except (StateError, ValueError, OSError) as exc:
+        except (StateError, HostFault, ValueError, OSError) as exc:
             raise ApplyFailed(exc, done, [t for t, _ in steps[i:]]) from None
         done.append(text)
     generation = store.current()
     assert generation is not None
-    done += _remember_fetched(store, generation, offers)
     try:
         store.write_pins(pins_of(generation))
         pruned = store.prune(KEEP_GENERATIONS)
@@ -228,20 +238,28 @@ def apply(
     return Applied(generation, tuple(done))
 
 
-def _remember_fetched(store: StateStore, generation: Generation, offers: Offers) -> list[str]:
-    """Record what this generation installed from the registry (its high-water marks)."""
-    if not offers.fetched:
+def _history_step(plan_: Plan, offers: Offers, store: StateStore) -> list[Step]:
+    """Record what the plan installs from the registry, before the switch.
+
+    The high-water mark is a floor: raising it before the new generation is
+    in force is safe, and if it cannot be written nothing is switched (after
+    the switch, a lost write would lose the downgrade protection).
+    """
+    fetched = {
+        t.name: offers.fetched[t.name]
+        for t in plan_.target
+        if t.name in offers.fetched and offers.bundles[t.name].digest == t.digest
+    }
+    if not fetched:
         return []
-    history = History.load(store.state_dir)
-    for p in generation.plugins:
-        fetched = offers.fetched.get(p.name)
-        if fetched is not None and offers.bundles[p.name].digest == p.digest:
-            history.record(p.name, fetched)
-    try:
+
+    def record() -> None:
+        history = History.load(store.state_dir)
+        for name, f in fetched.items():
+            history.record(name, f)
         history.save()
-    except HostFault as exc:
-        return [f"(warning) registry history not written: {exc}"]
-    return []
+
+    return [("recorded the registry history", record)]
 
 
 def _sync_pins(store: StateStore, current: Generation | None) -> None:
@@ -293,6 +311,7 @@ def _steps(
         # With `current` lost, the newest record is still the way back.
         parent=current.number if current else store.newest_number(),
     )
+    steps += _history_step(plan_, offers, store)
     steps.append((f"recorded generation {number}", lambda: store.write_generation(generation)))
     steps.append((f"switched to generation {number}", lambda: store.switch(number)))
     return steps
@@ -375,10 +394,10 @@ def rollback(store: StateStore) -> Generation:
     if previous is None:
         raise InputError("there is no previous generation to return to")
     current = store.current()
+    if current is not None:  # first: a rollback forgotten would be taken again
+        _remember_rollback(store, current, previous)
     store.switch(previous.number)
     store.write_pins(pins_of(previous))
-    if current is not None:
-        _remember_rollback(store, current, previous)
     return previous
 
 

@@ -53,7 +53,9 @@ class AutoUpdate:
 
     def next_at(self, now: datetime) -> datetime:
         """The first check comes at once if none was ever made (or its record is gone)."""
-        if self.last_checked is None:
+        # None made, or one recorded in the future (a clock that ran ahead,
+        # since corrected): due now, rather than silent until that time.
+        if self.last_checked is None or self.last_checked > now:
             return now
         return self.schedule.next_after(self.last_checked)
 

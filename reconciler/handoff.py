@@ -10,13 +10,14 @@ references resolved now, and limits from ruvector.toml.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from executor.spec import Limits, PluginSpec
 from hostcalls.capabilities import parse_all
 from reconciler.desired import ENV_REF, DesiredState, limits_from_stored
 from reconciler.manifest import MANIFEST_NAME, parse_manifest
+from reconciler.signature import installed_trust
 from reconciler.store import InstalledPlugin, StateStore
 from reconciler.trust import beyond, explain
 from ruvector.errors import ConfigError, InputError, PluginRefused
@@ -41,23 +42,28 @@ def hand_off(
         try:
             # The generation's limits, so a rollback restores them too.
             own = limits_from_stored(p.limits) if p.limits else limits.get(p.name, default)
-            specs.append(spec_of(p, store, own))
+            verified = desired.trust.verified_publisher_keys if desired else ()
+            specs.append(spec_of(p, store, own, verified))
         except (InputError, OSError) as exc:
             problems.append((p.name, str(exc)))
     return HandOff(tuple(specs), tuple(problems))
 
 
-def spec_of(p: InstalledPlugin, store: StateStore, limits: Limits) -> PluginSpec:
+def spec_of(
+    p: InstalledPlugin, store: StateStore, limits: Limits, verified_keys: Collection[str] = ()
+) -> PluginSpec:
     """One installed plugin as a PluginSpec. Raises InputError or OSError."""
     directory = store.artifact_dir(p.digest)
     manifest_path = directory / MANIFEST_NAME
     manifest = parse_manifest(manifest_path.read_bytes(), str(manifest_path), directory)
     # The planner applied this rule; checked again at the last step, so a
-    # generation record edited by hand cannot lift a plugin's trust rule.
-    refused = beyond(p.trust, manifest.capabilities)
+    # generation record edited by hand, or a verified key revoked since the
+    # install, cannot lift a plugin's trust rule.
+    trust = installed_trust(store, p, verified_keys)
+    refused = beyond(trust, manifest.capabilities)
     if refused:
         raise PluginRefused(
-            p.name, f"it is {p.trust} and declares {', '.join(refused)}: {explain(p.trust)}"
+            p.name, f"it is {trust} and declares {', '.join(refused)}: {explain(trust)}"
         )
     return PluginSpec(
         name=p.name,

@@ -274,27 +274,35 @@ def plan(
     """
     current = {p.name: p for p in installed}
     wanted = {p.name: p for p in desired.plugins}
-    actions: list[Action] = []
-    targets: list[Target] = []
-    notes: list[str] = []
+    kept = kept or {}
     problems: list[ConfigError] = []
-    checks: list[ConfigCheck] = []
+    steps: dict[str, _Step] = {}
     for name in sorted(set(current) | set(wanted)):
         if desired.trust.require_signature and name in wanted and name in available:
             problems += _signature_required(wanted[name], available[name])
-        step = _plan_one(
+        steps[name] = _plan_one(
             wanted.get(name),
             current.get(name),
             available.get(name),
-            kept or {},
+            kept,
             upgrades(upgrade, name),
             allow_downgrade,
         )
-        actions += step.actions
-        targets += step.target
-        notes += step.notes
-        problems += step.problems
-        checks += step.checks
+    # An upgrade only --upgrade asked for, whose new schema rejects the
+    # config, is not taken: one bad release must not stop the others.
+    refusals = _soft_refusals(steps)
+    for name, s in steps.items():
+        if s.soft is not None and name not in refusals:
+            s.checks = []  # checked just now, and passed
+    for name, why in refusals.items():
+        have = current[name]
+        steps[name] = _plan_one(wanted[name], have, kept[name], kept, False, allow_downgrade)
+        steps[name].notes.append(f"{name}: no update taken: {why}; {have.version} stays installed")
+    actions = [a for s in steps.values() for a in s.actions]
+    targets = [t for s in steps.values() for t in s.target]
+    notes = [n for s in steps.values() for n in s.notes]
+    problems += [p for s in steps.values() for p in s.problems]
+    checks = [c for s in steps.values() for c in s.checks]
     actions += _repairs(targets, current, drift or {})
     if current and not targets and not problems:
         notes.append("this removes every plugin: `ruvector reconcile` needs --allow-empty")
@@ -302,6 +310,27 @@ def plan(
     if problems:
         raise PlanError([_placed(p, desired) for p in problems])
     return Plan(base_generation, tuple(actions), tuple(targets), tuple(notes))
+
+
+def _soft_refusals(steps: Mapping[str, _Step]) -> dict[str, str]:
+    """Plugins whose --upgrade-only move fails its new config schema, and why.
+
+    Their checks run first, in one child process; each problem is mapped
+    back to its plugin by its key.
+    """
+    soft = {name: s for name, s in steps.items() if s.soft is not None and not s.problems}
+    checks = [c for s in soft.values() for c in s.checks]
+    if not checks:
+        return {}
+    refused: dict[str, str] = {}
+    for problem in validate_configs(checks):
+        for name, s in soft.items():
+            if problem.key.startswith(f"plugins.installed.{name}."):
+                refused.setdefault(
+                    name,
+                    f"{name} {s.soft}'s config schema rejects {problem.key}: {problem.message}",
+                )
+    return refused
 
 
 def upgrades(upgrade: UpgradeScope, name: str) -> bool:
@@ -328,6 +357,7 @@ class _Step:
     notes: list[str] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
     checks: list[ConfigCheck] = field(default_factory=list)
+    soft: str | None = None  # the version an upgrade moves to when only --upgrade asked
 
 
 def _plan_one(
@@ -434,6 +464,8 @@ def _update(
     artifact = (
         _move_pin(want, have, offer, step, allow_downgrade, again) if moved and asked else None
     )
+    if artifact is not None and not pinned_elsewhere and want.name in kept:
+        step.soft = artifact.version  # its schema may refuse the config: kept then
     # A config already applied to this very artifact was checked then.
     # (Unless it holds secrets: their values can change under the same text.)
     unchanged = (

@@ -32,8 +32,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from reconciler.bundle import SIGNATURE_NAME, Bundle
-from reconciler.store import digest_of
+from reconciler.store import InstalledPlugin, StateStore, digest_of
 from reconciler.trust import TrustLevel
+from registry.history import History
 from ruvector.atomic import atomic_write
 from ruvector.errors import HostFault, InputError
 
@@ -157,21 +158,46 @@ def signer_of(bundle: Bundle) -> str | None:
     not verify (a tampered member, or a signature made for other content):
     a broken signature is never read as "unsigned".
     """
-    raw = bundle.files.get(SIGNATURE_NAME)
+    return signer_of_files(bundle.files, bundle.manifest.name, bundle.origin)
+
+
+def signer_of_files(files: Mapping[str, bytes], plugin: str, origin: str) -> str | None:
+    """signer_of, for a plugin's files as a mapping (e.g. read from the store)."""
+    raw = files.get(SIGNATURE_NAME)
     if raw is None:
         return None
-    where = f"{bundle.origin}: {SIGNATURE_NAME}"
-    public, signature = _parse_signature(raw, bundle.manifest.name, where)
+    where = f"{origin}: {SIGNATURE_NAME}"
+    public, signature = _parse_signature(raw, plugin, where)
     try:
-        VerifyKey(bytes.fromhex(public)).verify(message_of(bundle.files), signature)
+        VerifyKey(bytes.fromhex(public)).verify(message_of(files), signature)
     except BadSignatureError:
         raise SignatureRefused(
-            bundle.manifest.name,
+            plugin,
             where,
             f"the signature by {public} does not match the bundle's content "
             "(a member was changed after signing)",
         ) from None
     return public
+
+
+def trust_now(
+    recorded: TrustLevel,
+    signer: str | None,
+    verified_keys: Collection[str],
+    publisher_key: str | None,
+) -> TrustLevel:
+    """An installed plugin's trust under today's verified_publisher_keys.
+
+    Verified holds only while its signer is still a verified key; revoked,
+    the plugin is Signed if the signer is its registry publisher's key
+    (`publisher_key`, None for local plugins), else Unsigned. The other
+    levels do not depend on ruvector.toml and stay as recorded.
+    """
+    if recorded is not TrustLevel.VERIFIED or signer in verified_keys:
+        return recorded
+    if publisher_key is not None and signer == publisher_key:
+        return TrustLevel.SIGNED
+    return TrustLevel.UNSIGNED
 
 
 def _parse_signature(raw: bytes, plugin: str, where: str) -> tuple[str, bytes]:
@@ -232,3 +258,23 @@ def registry_trust(
 def default_key_path() -> Path:
     """Where `ruvector keygen` writes without --out: ~/.ruvector/keys/publisher.key."""
     return Path(os.path.expanduser("~/.ruvector/keys/publisher.key"))
+
+
+def installed_trust(
+    store: StateStore, p: InstalledPlugin, verified_keys: Collection[str]
+) -> TrustLevel:
+    """The trust an installed plugin has now: Verified only while its signer
+    is still a verified key (reconciler.signature.trust_now).
+
+    Raises SignatureRefused if its stored signature no longer verifies.
+    """
+    if p.trust is not TrustLevel.VERIFIED:
+        return p.trust  # the cheap, common case: nothing to re-check
+    directory = store.artifact_dir(p.digest)
+    files = {name: (directory / name).read_bytes() for name in p.files}
+    signer = signer_of_files(files, p.name, str(directory))
+    publisher_key = None
+    if p.source.startswith("registry:"):
+        fetched = History.load(store.state_dir).of(p.name).versions.get(p.version)
+        publisher_key = fetched.publisher_key if fetched else None
+    return trust_now(p.trust, signer, verified_keys, publisher_key)

@@ -20,7 +20,9 @@ verification; never worked around).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,8 @@ from registry.fetch import (
 )
 from registry.index import INDEX_PATH, MAX_INDEX_BYTES, Entry, Index, parse_index
 from ruvector.errors import ConfigError, HostFault, InputError
+
+_SHA256_NAME = re.compile(r"[0-9a-f]{64}")  # how the download cache names its files
 
 
 class RegistryUnreachable(HostFault):
@@ -87,9 +91,11 @@ class RegistryClient:
         self._root = root
         self._settings = settings or FetchSettings()
         base = state_dir / "registry"
-        # One metadata directory per registry and pinned root: what one has
-        # verified says nothing about another.
-        slug = hashlib.sha256(self.url.encode() + b"\0" + root.data).hexdigest()[:16]
+        # One metadata directory per pinned root, whatever the URL: mirrors of
+        # one registry share what was verified, so switching to another
+        # mirror (or writing localhost for 127.0.0.1) cannot roll this
+        # machine back to an older index.
+        slug = hashlib.sha256(root.data).hexdigest()[:16]
         self.metadata_dir = base / "metadata" / slug
         self.cache_dir = base / "cache"
         self._downloader = Downloader(self._settings, self.cache_dir, progress)
@@ -97,6 +103,7 @@ class RegistryClient:
         self._fetcher = fetcher
         self._updater: Updater | None = None
         self._index: Index | None = None
+        self.index_sha256: str | None = None  # of the index this session verified
 
     # -- the session -------------------------------------------------------------
 
@@ -108,9 +115,30 @@ class RegistryClient:
         """
         if self._index is None:
             info = self._targetinfo(INDEX_PATH, "the registry's targets role")
-            raw = self.fetch([self._request(info, MAX_INDEX_BYTES)])[0]
+            request = self._request(info, MAX_INDEX_BYTES)
+            raw = self.fetch([request])[0]
             self._index = parse_index(raw, f"{self.url}/targets/{INDEX_PATH}")
+            self.index_sha256 = request.sha256
         return self._index
+
+    def prune_cache(self, keep: set[str]) -> None:
+        """Delete cached files but `keep` (sha256s) and the current index.
+
+        Only after this session reached the registry: offline, the cache is
+        all there is. Without this, every index and every bundle ever fetched
+        (refused ones too) would stay on disk for good.
+        """
+        if self.index_sha256 is None:
+            return
+        wanted = keep | {self.index_sha256}
+        try:
+            names = [p for p in self.cache_dir.iterdir() if _SHA256_NAME.fullmatch(p.name)]
+        except OSError:
+            return
+        for path in names:
+            if path.name not in wanted:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def bundle_requests(self, entries: Sequence[Entry]) -> list[Request]:
         """Each entry's bundle as its publisher's role lists it (length and sha256).
@@ -122,6 +150,33 @@ class RegistryClient:
         for e in entries:
             info = self._targetinfo(e.bundle, f"publisher '{e.publisher}'")
             out.append(self._request(info, MAX_BUNDLE_BYTES))
+        return out
+
+    def fetch_each(
+        self, requests: Sequence[Request]
+    ) -> list[bytes | RegistryRefused | RegistryUnreachable]:
+        """Each request's bytes or its own failure: one bad file spoils no other.
+
+        Downloads run in parallel once; after a failed batch, the files that
+        did arrive come from the download cache, and the failed ones are not
+        asked for again.
+        """
+        try:
+            return list(self._downloader.fetch_all(requests))
+        except (DownloadRefused, DownloadFailed) as batch:
+            failed = {f.url: f for f in batch.failures}
+        out: list[bytes | RegistryRefused | RegistryUnreachable] = []
+        for r in requests:
+            failure = failed.get(r.url)
+            if failure is None:
+                try:
+                    out.append(self.fetch([r])[0])
+                except (RegistryRefused, RegistryUnreachable) as exc:
+                    out.append(exc)
+            elif isinstance(failure, DownloadRefused):
+                out.append(RegistryRefused(f"registry {self.url}: {failure}"))
+            else:
+                out.append(RegistryUnreachable(f"registry {self.url}: {failure}"))
         return out
 
     def fetch(self, requests: Sequence[Request]) -> list[bytes]:

@@ -55,15 +55,16 @@ import hashlib
 import logging
 import random
 import re
+import socket
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self, TextIO
+from typing import Any, Protocol, Self, TextIO, TypeVar
 
 import httpx
 from tuf.api.exceptions import (
@@ -92,6 +93,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_ECHO = 200  # characters of a server-chosen string (a Location) we repeat in a message
@@ -179,12 +181,25 @@ class DownloadRefused(InputError):
 
 
 class _Deadline:
-    """The wall-clock budget of one download, retries included."""
+    """The wall-clock budget of one download, retries included.
+
+    Checking between reads is not enough: a mirror can send its response
+    headers a byte at a time, each within the read timeout, and httpx reads
+    all of them before we see a byte. So a watchdog shuts down the sockets
+    this download opened once the budget is spent, which ends any read in
+    progress at once.
+    """
 
     def __init__(self, url: str, total_s: float) -> None:
         self._url = url
         self._total_s = total_s
         self._end = time.monotonic() + total_s
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._fired = False
+        self._timer = threading.Timer(total_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
 
     def remaining(self) -> float:
         return self._end - time.monotonic()
@@ -195,6 +210,33 @@ class _Deadline:
             raise SlowRetrievalError(
                 f"{self._url}: not finished within {self._total_s:g} s (total_timeout_s)"
             )
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: keep each socket this download connects."""
+        if event != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with self._lock:
+                self._sockets.append(sock)
+                if self._fired:  # connected just as the budget ran out
+                    _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def done(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    # shutdown, not close: it wakes a recv blocked in another thread.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class HttpxFetcher(FetcherInterface):
@@ -214,9 +256,9 @@ class HttpxFetcher(FetcherInterface):
             follow_redirects=False,
             # identity: we hash and bound the bytes on the wire, never a decompressed body
             headers={"User-Agent": s.user_agent, "Accept-Encoding": "identity"},
-            limits=httpx.Limits(
-                max_connections=s.max_parallel, max_keepalive_connections=s.max_parallel
-            ),
+            # No keep-alive: each download opens its own connection, which its
+            # deadline's watchdog can shut down (see _Deadline).
+            limits=httpx.Limits(max_connections=s.max_parallel, max_keepalive_connections=0),
             # trust_env stays on: a user behind a proxy must reach the registry, and
             # TUF and the hashes, not the transport, vouch for what comes back.
         )
@@ -256,15 +298,18 @@ class HttpxFetcher(FetcherInterface):
         if not url.lower().startswith(("http://", "https://")):
             raise DownloadError(f"{url}: only http and https URLs are fetched")
         deadline = _Deadline(url, self._settings.total_timeout_s)
-        response, rest, chunk = self._open(url, max_length, deadline)
         try:
-            while chunk is not None:
-                if chunk:
-                    yield chunk
-                deadline.check()
-                chunk = _next_chunk(url, rest)
+            response, rest, chunk = self._open(url, max_length, deadline)
+            try:
+                while chunk is not None:
+                    if chunk:
+                        yield chunk
+                    deadline.check()
+                    chunk = _past_deadline(deadline, lambda: _next_chunk(url, rest))
+            finally:
+                response.close()
         finally:
-            response.close()
+            deadline.done()
 
     def _open(
         self, url: str, max_length: int | None, deadline: _Deadline
@@ -274,7 +319,7 @@ class HttpxFetcher(FetcherInterface):
         while True:
             deadline.check()
             try:
-                return self._attempt(url, max_length, deadline)
+                return _past_deadline(deadline, lambda: self._attempt(url, max_length, deadline))
             except DownloadError as exc:
                 attempt += 1
                 delay = self._backoff(attempt)
@@ -302,7 +347,9 @@ class HttpxFetcher(FetcherInterface):
 
     def _send(self, url: str, deadline: _Deadline) -> httpx.Response:
         try:
-            request = self._client.build_request("GET", url, timeout=self._timeout(deadline))
+            request = self._client.build_request(
+                "GET", url, timeout=self._timeout(deadline), extensions={"trace": deadline.trace}
+            )
             return self._client.send(request, stream=True)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _translate(url, exc, in_body=False) from exc
@@ -322,6 +369,16 @@ class HttpxFetcher(FetcherInterface):
         ceiling = min(s.backoff_cap_s, s.backoff_base_s * 2.0 ** (attempt - 1))
         # The jitter keeps parallel downloads that failed together from retrying together.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _past_deadline(deadline: _Deadline, step: Callable[[], T]) -> T:
+    """Run `step`; a failure after the budget ran out is the deadline's (the
+    watchdog's shutdown makes the read fail as a dropped connection)."""
+    try:
+        return step()
+    except DownloadError:
+        deadline.check()
+        raise
 
 
 def _next_chunk(url: str, chunks: Iterator[bytes]) -> bytes | None:

@@ -64,6 +64,10 @@ class _Want:
     # The key its bundles must be signed by: ruvector.toml's publisher_key, or
     # the key of the last version this machine installed from the registry.
     known_key: str | None = None
+    # Exactly this version: the installed one, whose files drifted, to repair.
+    only: str | None = None
+    # Each version's bundle sha256 as installed here before: versions are immutable.
+    seen: Mapping[str, str] = field(default_factory=dict)
 
 
 def resolve(
@@ -83,14 +87,19 @@ def resolve(
         if have is not None and have.source != str(plugin.source):
             have = None  # installed from elsewhere: the registry's view starts now
         asked = upgrades(upgrade, plugin.name)
-        if have is not None and plugin.name in kept and plugin.allows(have.version) and not asked:
+        stays = have is not None and plugin.allows(have.version) and not asked
+        if stays and plugin.name in kept:
             out.available[plugin.name] = kept[plugin.name]
             continue
         h = history.of(plugin.name)
         skip = frozenset(h.rolled_back) if asked else frozenset()
         last = h.versions.get(h.high_water) if h.high_water else None
         known = plugin.publisher_key or (last.publisher_key if last else None)
-        todo.append(_Want(plugin, have, h.high_water, skip, known))
+        # Never below what runs now either: the history can be lost or deleted.
+        floor = _higher(h.high_water, have.version if have else None)
+        only = have.version if stays and have is not None else None  # drifted: repair
+        seen = {v: f.bundle_sha256 for v, f in h.versions.items()}
+        todo.append(_Want(plugin, have, floor, skip, known, only, seen))
     if not todo:
         return out
     if desired.registry_root is None:
@@ -100,6 +109,9 @@ def resolve(
     client = connect()
     try:
         _from_registry(client, desired, todo, kept, history, out)
+        # What the history may need offline, and what this session fetched.
+        keep = {f.bundle_sha256 for h in history.plugins.values() for f in h.versions.values()}
+        client.prune_cache(keep | {f.bundle_sha256 for f in out.fetched.values()})
     finally:
         client.close()
     return out
@@ -161,6 +173,17 @@ def _pick(index: Index, want: _Want, out: Resolved, kept: Mapping[str, Available
     floor = None if plugin.exact else want.floor
     skip = want.skip - {plugin.exact} if plugin.exact else want.skip
     versions = [e.version for e in runnable]
+    if want.only is not None:  # a repair: the installed version, nothing else
+        entry = index.entry(name, want.only)
+        if entry is None or entry not in runnable:
+            _refused(
+                want,
+                kept,
+                f"cannot repair {name} {want.only}: the registry no longer "
+                "offers it; move on with `ruvector reconcile --upgrade`",
+                out,
+            )
+        return entry if entry in runnable else None
     choice = best(plugin.constraint or _ANY, versions, floor=floor, skip=skip)
     _say_skipped(plugin, versions, floor, choice, out)
     have = want.have
@@ -175,6 +198,23 @@ def _pick(index: Index, want: _Want, out: Resolved, kept: Mapping[str, Available
     entry = index.entry(name, choice)
     assert entry is not None
     return entry
+
+
+def _check_unchanged(want: _Want, entry: Entry, sha256: str) -> None:
+    """A version installed here before must be the same bundle now."""
+    before = want.seen.get(entry.version)
+    if before is not None and before != sha256:
+        raise RegistryRefused(
+            f"{entry.name} {entry.version} was installed here as a bundle with sha256 "
+            f"{before}, and the registry now lists another ({sha256}): a published "
+            "version never changes"
+        )
+
+
+def _higher(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None:
+        return a or b
+    return a if semver_key(a) >= semver_key(b) else b
 
 
 def _say_skipped(
@@ -215,26 +255,20 @@ def _download(
     requests: list[tuple[_Want, Entry, Request]] = []
     for want, entry in picked:
         try:
-            requests.append((want, entry, client.bundle_requests([entry])[0]))
+            request = client.bundle_requests([entry])[0]
+            _check_unchanged(want, entry, request.sha256)
+            requests.append((want, entry, request))
         except RegistryRefused as exc:
             _refused(want, kept, str(exc), out)
         except RegistryUnreachable as exc:
             _refused(want, kept, str(exc), out)
     if not requests:
         return
-    raws: list[bytes | None]
-    try:
-        raws = list(client.fetch([r for _, _, r in requests]))
-    except (RegistryRefused, RegistryUnreachable):
-        # One bad download must not sink the others: fetch them one by one.
-        raws = [None] * len(requests)
-        for i, (want, _, request) in enumerate(requests):
-            try:
-                raws[i] = client.fetch([request])[0]
-            except (RegistryRefused, RegistryUnreachable) as exc:
-                _refused(want, kept, str(exc), out)
-    for (want, entry, request), raw in zip(requests, raws, strict=True):
-        if raw is None:
+    # One bad download must not sink the others.
+    results = client.fetch_each([r for _, _, r in requests])
+    for (want, entry, request), raw in zip(requests, results, strict=True):
+        if not isinstance(raw, bytes):
+            _refused(want, kept, str(raw), out)
             continue
         publisher_key = index.publishers[entry.publisher]
         where = f"{client.url}/targets/{entry.bundle}"
@@ -338,10 +372,14 @@ def _offline(
         return
     h = history.of(name)
     floor = None if plugin.exact else want.floor
+    skip = want.skip - {plugin.exact} if plugin.exact else want.skip
     candidates = [
         f for f in h.versions.values() if client.cached(f.bundle_sha256, f.length) is not None
     ]
-    choice = best(plugin.constraint or _ANY, [f.version for f in candidates], floor=floor)
+    versions = [f.version for f in candidates]
+    if want.only is not None:
+        versions = [v for v in versions if v == want.only]
+    choice = best(plugin.constraint or _ANY, versions, floor=floor, skip=skip)
     if choice is None:
         _refused(want, kept, f"{reason}; no version it allows is in the download cache", out)
         return

@@ -14,6 +14,7 @@ from reconciler.apply import reconcile
 from reconciler.autoupdate import AutoUpdate
 from reconciler.desired import DesiredState, load_desired
 from reconciler.handoff import hand_off
+from reconciler.lock import LockHeld
 from reconciler.store import Generation, InstalledPlugin, StateStore
 from ruvector.cli.common import config_option, on_sighup, run_executor
 from ruvector.cli.output import ConsoleObserver
@@ -62,13 +63,28 @@ def run(config_path: Path, ticks: int | None) -> None:
 
 def _reconcile(desired: DesiredState, store: StateStore) -> Generation | None:
     """Reconcile once; on failure say so and keep the generation in force."""
-    return _try_reconcile(desired, store)[0]
+    try:
+        return _try_reconcile(desired, store)[0]
+    except _Busy as exc:
+        current = store.current()
+        keeping = f"generation {current.number} runs" if current else "nothing is installed"
+        click.echo(f"{exc}: not reconciled now ({keeping}; edits are followed)", err=True)
+        return current
+
+
+class _Busy(Exception):
+    """Another reconcile (an update check, a command) holds the lock: try again later."""
 
 
 def _try_reconcile(desired: DesiredState, store: StateStore) -> tuple[Generation | None, bool]:
-    """(the generation in force after reconciling, whether the reconcile succeeded)."""
+    """(the generation in force after reconciling, whether the reconcile succeeded).
+
+    Raises _Busy when another reconcile holds the lock.
+    """
     try:
         done = reconcile(desired, store)
+    except LockHeld as exc:
+        raise _Busy(str(exc)) from None
     except (InputError, HostFault) as exc:
         current = store.current()
         keeping = (
@@ -163,7 +179,13 @@ class _Follower:
         except InputError as exc:
             click.echo(f"{exc}\n(nothing changed)", err=True)
             return
-        generation, ok = _try_reconcile(desired, self.store)
+        try:
+            generation, ok = _try_reconcile(desired, self.store)
+        except _Busy as exc:
+            # The edit is not dropped: seen again as new on the next tick.
+            click.echo(f"{exc}; trying again next tick", err=True)
+            self.seen = None
+            return
         if not ok:  # a bad edit changes nothing, the profile included
             return
         self._warn_restart_only(desired)
