@@ -294,9 +294,11 @@ def _steps(
     for t in plan_.target:
         have = installed.get(t.name)
         if have is not None and have.digest == t.digest:
+            _check_trust(t, have.trust)
             records.append(_record(t, have.files, have.wasm_sha256))
             continue
         files = _files_for(t, offers)
+        _check_trust(t, offers.available[t.name].trust)
         # Already in the store (a rollback's way forward, say): put just checks it.
         verb = "checked" if store.artifact_dir(t.digest).is_dir() else "staged"
         steps.append((f"{verb} {t.name} {t.version}", _put(store, files, t.digest)))
@@ -315,6 +317,17 @@ def _steps(
     steps.append((f"recorded generation {number}", lambda: store.write_generation(generation)))
     steps.append((f"switched to generation {number}", lambda: store.switch(number)))
     return steps
+
+
+def _check_trust(t: Target, actual: TrustLevel) -> None:
+    """A plan (a saved one is a file anyone could edit) may not claim a trust
+    level its artifact's signature does not give: trust is never taken on
+    someone's word."""
+    if t.trust != actual.value:
+        raise StalePlan(
+            f"the plan installs {t.name} {t.version} as {t.trust}, but its signature makes "
+            f"it {actual}: make a new plan"
+        )
 
 
 def _repair_steps(plan_: Plan, offers: Offers, store: StateStore) -> list[Step]:

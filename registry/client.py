@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from datetime import UTC, datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from tuf.api.exceptions import (
     DownloadError,
     DownloadHTTPError,
     DownloadLengthMismatchError,
+    ExpiredMetadataError,
     RepositoryError,
     UnsignedMetadataError,
 )
@@ -229,6 +231,12 @@ class RegistryClient:
             raise RegistryUnreachable(f"registry {self.url} is unreachable: {reason}") from None
         except RepositoryError as exc:
             hint = ""
+            if isinstance(exc, ExpiredMetadataError):
+                now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                hint = (
+                    f"; the registry must re-sign it (`ruvector registry refresh`), unless "
+                    f"this machine's clock is wrong: it says {now}"
+                )
             if isinstance(exc, UnsignedMetadataError):
                 hint = (
                     f"; if this machine never reached this registry before, check that "

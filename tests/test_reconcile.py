@@ -125,6 +125,21 @@ def test_saved_plan_applies_exactly_and_goes_stale(home: Path) -> None:
     assert snapshot(home) == before
 
 
+def test_a_saved_plan_cannot_claim_a_trust_level(home: Path) -> None:
+    """Trust comes from signatures: an edited plan file saying "verified" is refused."""
+    saved = home / "plan.json"
+    assert run(home, "plan", "--out", str(saved)).exit_code == 0
+    data = json.loads(saved.read_text())
+    data["target"][0]["trust"] = "verified"
+    saved.write_text(json.dumps(data))
+    result = CliRunner().invoke(
+        cli, ["reconcile", str(saved), "--config", str(home / "ruvector.toml")]
+    )
+    assert result.exit_code == 1
+    assert "installs hello 0.1.0 as verified, but its signature makes it unsigned" in result.output
+    assert StateStore(home / "state").current() is None
+
+
 def test_drift_is_detected_and_repaired(home: Path) -> None:
     run(home, "reconcile")
     (wasm,) = (home / "state" / "store").glob("*/plugin.wasm")
