@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from datetime import UTC, datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
