@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import wasmtime
 
-from executor.module_cache import ModuleCache
 from executor.spec import PluginSpec
 from executor.wasm_sections import SectionError, count_sections
 from hostcalls.abi import (
@@ -59,7 +59,23 @@ class CheckedModule:
     hooks: frozenset[str]  # lifecycle exports present
 
 
-def check_module(spec: PluginSpec, grant: Grant, cache: ModuleCache) -> CheckedModule:
+class Compiler(Protocol):
+    """What compiles a checked wasm: the executor's ModuleCache, or DirectCompiler."""
+
+    def compile(self, wasm: bytes, sha256: str) -> wasmtime.Module: ...
+
+
+class DirectCompiler:
+    """Compiles without a cache: for checking a plugin that is not to be run here."""
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+
+    def compile(self, wasm: bytes, sha256: str) -> wasmtime.Module:
+        return wasmtime.Module(self._engine, wasm)
+
+
+def check_module(spec: PluginSpec, grant: Grant, cache: Compiler) -> CheckedModule:
     """Run checks 1-5 on `spec.wasm`. Raises PluginRefused naming what failed."""
     _check_bytes(spec)
     sha = hashlib.sha256(spec.wasm).hexdigest()

@@ -12,7 +12,10 @@
 add_bundle checks a bundle as a client would before anything is written: it
 must open (on any platform: a registry serves them all), carry a valid
 signature, and that signature's key must be the one the index holds for the
-publisher it goes under. Then it stages the files and the new index and
+publisher it goes under. Its wasm must also pass the executor's load-time
+checks (check_loadable): a plugin importing a host function whose capability its
+manifest does not declare would otherwise be published, installed, and
+refused only when loaded. Then it stages the files and the new index and
 publishes once, so every role is re-signed together and a client sees the
 old registry or the new one, never a mix. A refused add leaves DIR as it was:
 every check runs before the first write.
@@ -33,6 +36,7 @@ Rules the registry keeps, beyond the index's own (registry.index):
 
 Errors: BundleRefused (an InputError) for a bundle this registry will not
 take; LockHeld (an InputError) while another process writes the registry;
+PluginRefused for a wasm the executor would refuse to load (check_loadable);
 what the layers below raise otherwise (ConfigError for an unreadable or
 malformed bundle, SignatureRefused for a broken signature, and
 registry.tuf_repo's RegistryFileError, RootKeyNeeded, PublisherError and
@@ -48,11 +52,13 @@ from pathlib import Path
 
 from tuf.api.exceptions import LengthOrHashMismatchError
 
+from executor.spec import MAX_MEMORY_MB, Limits, PluginSpec
+from hostcalls.capabilities import grant
 from reconciler._validation import read_capped
 from reconciler.bundle import MAX_BUNDLE_BYTES, Bundle, bundle_from_bytes
 from reconciler.lock import ReconcileLock
 from reconciler.manifest import MANIFEST_NAME
-from reconciler.signature import registry_trust, signer_of
+from reconciler.signature import SignatureRefused, registry_trust, signer_of
 from reconciler.trust import beyond, explain
 from registry.index import INDEX_PATH, Entry, Index, make_index, parse_index
 from registry.tuf_repo import (
@@ -77,6 +83,8 @@ __all__ = [
     "BundleRefused",
     "Refreshed",
     "add_bundle",
+    "check_loadable",
+    "checked_signer",
     "init_registry",
     "list_entries",
     "refresh",
@@ -125,9 +133,15 @@ def init_registry(dir: Path) -> Path:
 
     The index is published at once so a client can refresh straight away.
     Returns DIR/root.json, the copy of the root metadata users pin.
-    Raises RegistryFileError if `dir` is in the way, LockHeld while another
-    process writes there, RegistryIOError on write.
+    Raises RegistryFileError if `dir` is in the way (saying so when it
+    already holds a registry, or is one's served directory), LockHeld while
+    another process writes there, RegistryIOError on write.
     """
+    _refuse_served_dir(dir)
+    if (dir / ROOT_COPY).is_file() and (dir / "repository").is_dir():
+        raise RegistryFileError(
+            dir, f"already holds a registry: publish with `ruvector registry add {dir} BUNDLE`"
+        )
     # Checked before locking too, so a refused init leaves no lock file
     # behind; a lock file left by an earlier, failed init does not count.
     require_empty(dir, ignore={LOCK_FILE})
@@ -146,6 +160,7 @@ def list_entries(dir: Path) -> Index:
     Raises RegistryFileError for a missing or damaged registry or index,
     RegistryIOError if a read fails.
     """
+    _require_registry(dir)
     return _read_index(TufRepository.open(dir))
 
 
@@ -154,6 +169,7 @@ def served_dir(dir: Path) -> Path:
 
     Raises RegistryFileError if `dir` holds no registry.
     """
+    _refuse_served_dir(dir)
     served = dir / "repository"
     if not (served / "metadata" / "timestamp.json").is_file():
         raise RegistryFileError(dir, "no registry here (make one with `ruvector registry init`)")
@@ -213,7 +229,8 @@ def add_bundle(
     is the registry's word in the index (shown by clients, never believed).
     `root_key` is where to read the root key if root is due for renewal
     (default DIR/keys/root.key); it is not read otherwise.
-    Raises PublisherError for a `publisher` that is not a valid new name,
+    Raises PluginRefused for a wasm the executor would
+    refuse to load; PublisherError for a `publisher` that is not a valid new name,
     BundleRefused when the bundle is unsigned, its key is unknown
     (and no `publisher` given) or registered under another name, the
     publisher name is another key's, the plugin name another publisher's,
@@ -224,17 +241,21 @@ def add_bundle(
     at = _utc(now)
     _require_registry(dir)
     with writer_lock(dir):
-        return _add(
-            TufRepository.open(dir, root_key=root_key), bundle_path, publisher, verified, at
-        )
+        repo = TufRepository.open(dir, root_key=root_key)
+        return _add(repo, bundle_path, publisher, verified, at)
 
 
 def _add(
-    repo: TufRepository, bundle_path: Path, publisher: str | None, verified: bool, at: datetime
+    repo: TufRepository,
+    bundle_path: Path,
+    publisher: str | None,
+    verified: bool,
+    at: datetime,
 ) -> AddResult:
     """add_bundle, under the lock."""
     index = _read_index(repo)
     raw, bundle, signer = _read_signed(bundle_path)
+    check_loadable(bundle)
     owner, is_new = _publisher_of(index, signer, publisher, bundle_path)
     _check_name_owner(index, bundle, owner, bundle_path)
     warnings = _trust_warnings(bundle, owner, signer)
@@ -268,12 +289,61 @@ def _read_signed(path: Path) -> tuple[bytes, Bundle, str]:
     raw = read_capped(path, MAX_BUNDLE_BYTES, str(path), "")
     # No host check: a registry serves every platform and ruvector version.
     bundle = bundle_from_bytes(raw, path, check_host=False)
-    signer = signer_of(bundle)
+    signer = checked_signer(bundle, path)
     if signer is None:
         raise BundleRefused(
             path, "registries accept signed bundles only: sign it with `ruvector plugin sign`"
         )
     return raw, bundle, signer
+
+
+def checked_signer(bundle: Bundle, target: Path) -> str | None:
+    """The bundle's signer (None if unsigned), as reconciler.signature.signer_of says.
+
+    `target` is what the user signed (a plugin directory or a .rvp): a
+    broken signature's message says to sign it again. Raises
+    SignatureRefused for a signature that is malformed or does not verify.
+    """
+    try:
+        return signer_of(bundle)
+    except SignatureRefused as exc:
+        raise SignatureRefused(
+            exc.plugin,
+            exc.where,
+            f"{exc.reason}; re-run `ruvector plugin sign {target}` to sign what is there now",
+        ) from None
+
+
+def check_loadable(bundle: Bundle) -> None:
+    """Check the bundle's wasm as the executor does before instantiating it.
+
+    Runs executor.loader.check_module, so the rules and messages are the
+    loader's: the wasm compiles, each import is an ABI v1 host function with
+    its exact signature whose capability the manifest declares, and the
+    required exports are there. Nothing is instantiated. Every declared
+    capability counts as approved (approving is the installing user's
+    part), and memory is held to the largest cap a machine may set.
+    Raises PluginRefused with the loader's message.
+    """
+    # Imported here: wasmtime is slow to import, and most registry commands
+    # never compile anything.
+    from executor.engine import EngineSettings, make_engine
+    from executor.loader import DirectCompiler, check_module
+
+    m = bundle.manifest
+    spec = PluginSpec(
+        name=m.name,
+        version=m.version,
+        wasm=bundle.wasm(),
+        wasm_sha256=m.wasm_sha256,
+        declared=m.capabilities,
+        approved=m.capabilities,
+        limits=Limits(max_memory_mb=MAX_MEMORY_MB),
+        source=bundle.origin,
+    )
+    # Compiled without this host's module cache: the plugin is not to run here.
+    compiler = DirectCompiler(make_engine(EngineSettings()))
+    check_module(spec, grant(m.capabilities, m.capabilities), compiler)
 
 
 def _publisher_of(index: Index, signer: str, wanted: str | None, path: Path) -> tuple[str, bool]:
@@ -435,10 +505,21 @@ def _renewal_due(repo: TufRepository, at: datetime) -> bool:
 
 def _require_registry(dir: Path) -> None:
     """Refuse a `dir` that holds no registry before the lock file is made in it."""
+    _refuse_served_dir(dir)
     if not dir.is_dir():
         raise RegistryFileError(dir, "no registry here (not a directory)")
     if not (dir / "repository").is_dir():
         raise RegistryFileError(dir, "no registry here (make one with `ruvector registry init`)")
+
+
+def _refuse_served_dir(dir: Path) -> None:
+    """Refuse DIR/repository given for DIR: a mistake its metadata makes easy to spot."""
+    if (dir / "metadata" / "timestamp.json").is_file():
+        # The parent of "." or ".." is not a lexical one: resolve those.
+        parent = dir.parent if dir.name not in ("", "..") else dir.resolve().parent
+        raise RegistryFileError(
+            dir, f"this is a registry's served repository/ directory: pass its parent, {parent}"
+        )
 
 
 def _utc(now: datetime | None) -> datetime:

@@ -44,6 +44,18 @@ _UNIT_NAMES = ("day", "hour", "minute", "second")
 
 _CRON_FIELDS = 5
 
+# Unit words and abbreviations people write, and the unit each stands for.
+_UNIT_WORDS = {
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+}
+_WORD = re.compile(r"[a-z]+")
+# "6 hours", "1h 30m", "1 hour 30 minutes": a number and a word, repeated.
+_SPOKEN = re.compile(r"(?:[0-9]+\s*[a-z]+\s*)+")
+_SPOKEN_PART = re.compile(r"([0-9]+)\s*([a-z]+)")
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -65,6 +77,12 @@ class Schedule:
         fields = text.split()
         if len(fields) <= 1:
             return cls(text.strip(), _parse_interval(text))
+        if len(fields) != _CRON_FIELDS and _looks_like_interval(text):
+            # "6 hours", "1h 30m": an interval with spaces, not a short cron.
+            hint = (
+                _compact_hint(text) or f"it looks like an interval, written with spaces; {_FORMS}"
+            )
+            raise ValueError(f"'{text}' is not a schedule: {hint}")
         if len(fields) != _CRON_FIELDS:
             raise ValueError(
                 f"'{text}' is not a schedule: it has {len(fields)} fields, "
@@ -112,7 +130,7 @@ def _parse_interval(text: str) -> timedelta:
     match = _INTERVAL.fullmatch(written)
     # Every group is optional, so the empty string matches: reject it here.
     if match is None or not written:
-        raise ValueError(f"'{text}' is not a schedule: {_FORMS}")
+        raise ValueError(f"'{text}' is not a schedule: {_compact_hint(written) or _FORMS}")
     try:
         numbers = (int(n) for n in match.groups("0"))
         interval = timedelta(
@@ -127,6 +145,41 @@ def _parse_interval(text: str) -> timedelta:
             f"{int(MIN_INTERVAL.total_seconds())}s (1m)"
         )
     return interval
+
+
+def _looks_like_interval(text: str) -> bool:
+    """Whether `text` has a number and a unit word ("6 hours", "1h 30m")."""
+    has_unit = any(word in _UNIT_WORDS for word in _WORD.findall(text.lower()))
+    return has_unit and any(c in "0123456789" for c in text)
+
+
+def _compact_hint(text: str) -> str | None:
+    """How to write "1 hour 30 minutes" or "6H" as an interval ("1h30m", "6h"); None if unsure."""
+    compact = _compact(text)
+    if compact is None:
+        return None
+    return f"write it as '{compact}' (an interval: units d h m s, largest first, no spaces)"
+
+
+def _compact(text: str) -> str | None:
+    """The interval "1 hour 30 minutes" spelled "1h30m", if valid that way; else None."""
+    written = text.strip().lower()
+    if not _SPOKEN.fullmatch(written):
+        return None
+    try:
+        compact = "".join(n + _UNIT_WORDS[word] for n, word in _SPOKEN_PART.findall(written))
+    except KeyError:
+        return None  # a word that is no unit: "every", "weeks"
+    # Units out of order or repeated, or too short: no one spelling to offer.
+    # Not empty, and matched first: _parse_interval comes back here only
+    # for what does not match.
+    if not _INTERVAL.fullmatch(compact):
+        return None
+    try:
+        _parse_interval(compact)
+    except ValueError:
+        return None
+    return compact
 
 
 def _spell(seconds: int) -> str:

@@ -68,6 +68,12 @@ _ACCEPTS: dict[Op, frozenset[int]] = {
 # Longest first, so that ">=1.0" is not read as ">" followed by "=1.0".
 _PREFIXES = ("^", "~", ">=", "<=", ">", "<", "=")
 
+# One comparator as written: an optional operator, spaces, then a version.
+_COMPARATOR = re.compile(r"(?:\^|~|>=|<=|>|<|=)?\s*[^\s^~<>=]+")
+
+# Words people write for "the newest version", which `*` already means.
+_NEWEST_WORDS = frozenset({"latest", "newest", "any"})
+
 
 @dataclass(frozen=True)
 class Comparator:
@@ -178,6 +184,10 @@ def _parse_part(part: str) -> tuple[str, tuple[Comparator, ...]]:
         raise ValueError("a part between commas is empty")
     if part == "*":
         return "*", ()
+    if part.casefold() in _NEWEST_WORDS:
+        # Said after "'latest' is not a version constraint": the fix is what matters.
+        raise ValueError("write * for any version (the newest one is chosen)")
+    _refuse_unjoined(part)
     prefix = next((p for p in _PREFIXES if part.startswith(p)), "")
     written = part[len(prefix) :].strip()
     numbers, pre = _split_version(written)
@@ -194,6 +204,17 @@ def _parse_part(part: str) -> tuple[str, tuple[Comparator, ...]]:
     padded = _pad(numbers, pre)
     op = Op(prefix)
     return f"{op.value}{padded}", (Comparator(op, padded),)
+
+
+def _refuse_unjoined(part: str) -> None:
+    """Refuse comparators separated by spaces (">=1.0 <2.0"): npm's syntax, not ours.
+
+    Raises ValueError spelling the part joined with commas, as it is meant.
+    """
+    pieces = _COMPARATOR.findall(part)
+    if len(pieces) > 1 and any(p.startswith(_PREFIXES) for p in pieces[1:]):
+        joined = ", ".join("".join(p.split()) for p in pieces)
+        raise ValueError(f"join the parts with a comma: '{joined}'")
 
 
 def _split_version(written: str) -> tuple[tuple[int, ...], str]:

@@ -26,7 +26,8 @@ HELLO_CAPS = '["ReadSystemInfo", "ShowNotifications"]'
 
 
 def plugin_dir(work: Path, name: str, version: str, caps: str = HELLO_CAPS) -> Path:
-    """A copy of hello as plugin `name` `version` declaring `caps` (a TOML array)."""
+    """A copy of hello as plugin `name` `version` declaring `caps` (a TOML array)
+    besides what hello's wasm imports (registries check imports against them)."""
     directory = work / f"{name}-{version}"
     if directory.exists():
         shutil.rmtree(directory)
@@ -35,7 +36,8 @@ def plugin_dir(work: Path, name: str, version: str, caps: str = HELLO_CAPS) -> P
     text = manifest.read_text()
     text = text.replace('name = "hello"', f'name = "{name}"')
     text = text.replace('version = "0.1.0"', f'version = "{version}"', 1)
-    text = text.replace(f"capabilities = {HELLO_CAPS}", f"capabilities = {caps}")
+    wanted = sorted(set(json.loads(HELLO_CAPS)) | set(json.loads(caps)))
+    text = text.replace(f"capabilities = {HELLO_CAPS}", f"capabilities = {json.dumps(wanted)}")
     manifest.write_text(text)
     return directory
 

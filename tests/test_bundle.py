@@ -436,7 +436,10 @@ def test_pack_writes_name_version_rvp_here(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     out = tmp_path / "hello-0.1.0.rvp"
     digest = load_source(HELLO).digest
-    assert result.output == f"hello-0.1.0.rvp: {out.stat().st_size} bytes, digest sha256:{digest}\n"
+    assert result.output == (
+        f"hello-0.1.0.rvp: {out.stat().st_size} bytes, digest sha256:{digest}\n"
+        "  unsigned (registries accept signed bundles only: `ruvector plugin sign`)\n"
+    )
     assert open_bundle(out).digest == digest
 
 

@@ -75,7 +75,7 @@ BAD = [
     ("h", NOT_A_SCHEDULE),
     ("6x", NOT_A_SCHEDULE),
     ("1.5h", NOT_A_SCHEDULE),
-    ("6H", NOT_A_SCHEDULE),
+    ("6H", "write it as '6h' (an interval: units d h m s"),
     ("-6h", NOT_A_SCHEDULE),
     ("+6h", NOT_A_SCHEDULE),
     ("30m1h", NOT_A_SCHEDULE),  # largest unit first
@@ -83,8 +83,18 @@ BAD = [
     ("1w", NOT_A_SCHEDULE),
     ("\u0666h", NOT_A_SCHEDULE),  # ARABIC-INDIC DIGIT SIX
     ("@daily", NOT_A_SCHEDULE),
-    ("6 h", "it has 2 fields, a cron expression has 5"),
-    ("1h 30m", "it has 2 fields, a cron expression has 5"),
+    # An interval written with spaces or words is not taken for a short cron.
+    ("6 h", "is not a schedule: write it as '6h' (an interval: units d h m s"),
+    ("6 hours", "write it as '6h'"),
+    ("6hours", "write it as '6h'"),
+    ("1h 30m", "write it as '1h30m'"),
+    ("1 hour 30 minutes", "write it as '1h30m'"),
+    ("2 Days 1 hr", "write it as '2d1h'"),
+    ("1 day 2 hours 3 minutes", "write it as '1d2h3m'"),  # 6 fields, still no cron
+    ("every 6 hours", "it looks like an interval, written with spaces; write an interval"),
+    ("30m 1h", "it looks like an interval, written with spaces"),  # no one spelling to offer
+    ("59 s", "it looks like an interval, written with spaces"),
+    ("6 weeks", "it has 2 fields, a cron expression has 5"),
     ("0 3 * *", "it has 4 fields, a cron expression has 5"),
     ("0 0 3 * * *", "it has 6 fields, a cron expression has 5"),  # no seconds field
     ("59s", "is too short: a schedule must be at least 60s (1m)"),

@@ -191,7 +191,8 @@ BAD = [
     ("^", "'' is not a version"),
     (">=", "'' is not a version"),
     ("v1.2.3", "'v1.2.3' is not a version"),
-    ("latest", "'latest' is not a version"),
+    ("latest", "'latest' is not a version constraint: write * for any version"),
+    ("Latest", "write * for any version"),
     ("1.2.3+build", "'1.2.3+build' has build metadata"),
     (">=1.2.3+build", "'1.2.3+build' has build metadata"),
     ("1.2.3-rc.1+build", "'1.2.3-rc.1+build' is not a version"),
@@ -206,7 +207,12 @@ BAD = [
     ("==1.2.3", "'=1.2.3' is not a version"),
     ("=>1.0", "'>1.0' is not a version"),
     ("!=1.0.0", "'!=1.0.0' is not a version"),
-    (">=1.2 <2", "'1.2 <2' is not a version"),  # parts are joined by commas, not spaces
+    # Parts are joined by commas, not spaces (npm's way): the message spells it.
+    (">=1.2 <2", "join the parts with a comma: '>=1.2, <2'"),
+    (">=1.0 <2.0", "join the parts with a comma: '>=1.0, <2.0'"),
+    (">= 1.0 < 2.0", "join the parts with a comma: '>=1.0, <2.0'"),
+    ("^1.2 <1.5, >1.0", "join the parts with a comma: '^1.2, <1.5'"),
+    ("1.0 2.0", "'1.0 2.0' is not a version"),  # no operator: nothing to join
     ("1.2.3 - 1.4.0", "'1.2.3 - 1.4.0' is not a version"),  # npm hyphen ranges are not a form
     ("\u0663.2.1", "'\u0663.2.1' is not a version"),  # ARABIC-INDIC DIGIT THREE
 ]

@@ -11,7 +11,7 @@ from executor.health import enable_plugin, plugin_dir
 from reconciler.bundle import (
     SIGNATURE_NAME,
     bundle_from_dir,
-    load_source,
+    open_bundle,
     write_bundle,
 )
 from reconciler.desired import load_desired
@@ -22,6 +22,7 @@ from reconciler.signature import (
     sign_bundle,
     write_key,
 )
+from registry.repository import check_loadable, checked_signer
 from ruvector.atomic import atomic_write
 from ruvector.cli.common import config_option
 from ruvector.errors import ConfigError, HostFault
@@ -59,12 +60,22 @@ def enable(name: str, config_path: Path) -> None:
     help="The bundle to write (default: NAME-VERSION.rvp in the current directory).",
 )
 def pack(directory: Path, out: Path | None) -> None:
-    """Pack the plugin in DIRECTORY into one .rvp bundle."""
+    """Pack the plugin in DIRECTORY into one .rvp bundle.
+
+    Its signature, if any, must match what is packed, and its wasm must pass
+    the checks the executor makes before loading it.
+    """
     # Authors pack for platforms other than their own: no host check here.
     bundle = bundle_from_dir(directory, check_host=False)
+    signer = checked_signer(bundle, directory)
+    check_loadable(bundle)
     out = out or Path(f"{bundle.manifest.name}-{bundle.manifest.version}.rvp")
     write_bundle(bundle, out)
     click.echo(f"{out}: {out.stat().st_size} bytes, digest sha256:{bundle.digest}")
+    if signer is None:
+        click.echo("  unsigned (registries accept signed bundles only: `ruvector plugin sign`)")
+    else:
+        click.echo(f"  signed by {signer}")
 
 
 @plugin.command()
@@ -87,11 +98,16 @@ def sign(target: Path, key_path: Path, out: Path | None) -> None:
 
     The signature covers every file of the plugin: the manifest, which pins
     the wasm's sha256, the wasm, the config schema and the README. It is
-    written as manifest.toml.sig in the directory, or into the bundle.
+    written as manifest.toml.sig in the directory, or into the bundle. The
+    wasm must first pass the checks the executor makes before loading it.
     """
     key = read_key(key_path)
     # Signing for another platform must not need that platform.
-    bundle = bundle_from_dir(target, check_host=False) if target.is_dir() else load_source(target)
+    if target.is_dir():
+        bundle = bundle_from_dir(target, check_host=False)
+    else:
+        bundle = open_bundle(target, check_host=False)
+    check_loadable(bundle)
     signed = sign_bundle(bundle, key)
     if target.is_dir():
         written = target / SIGNATURE_NAME

@@ -15,7 +15,7 @@ from registry.repository import (
     refresh,
     served_dir,
 )
-from registry.serve import serve_forever
+from registry.serve import WILDCARD_HOSTS, serve_forever
 
 DEFAULT_PORT = 8765
 
@@ -70,11 +70,17 @@ def add(
 ) -> None:
     """Publish a signed bundle, checked as a client would check it.
 
+    Its signature is checked, and its wasm as the executor checks it before
+    loading (each host function it imports needs its capability declared).
     The bundle goes under the publisher its signing key is registered to;
     --publisher registers a new key. A published version never changes.
     """
     result = add_bundle(
-        directory, bundle, publisher=publisher, verified=verified, root_key=root_key
+        directory,
+        bundle,
+        publisher=publisher,
+        verified=verified,
+        root_key=root_key,
     )
     for warning in result.warnings:
         click.echo(click.style("warning: ", fg="yellow", bold=True) + warning, err=True)
@@ -123,8 +129,19 @@ def refresh_command(directory: Path, root_key: Path | None) -> None:
 
 @registry.command()
 @_dir_argument
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="0: any free port.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="0: any free port.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on (IPv4, IPv6 such as ::1, or a name).",
+)
 def serve(directory: Path, port: int, host: str) -> None:
     """Serve a registry over HTTP until Ctrl-C.
 
@@ -137,6 +154,13 @@ def serve(directory: Path, port: int, host: str) -> None:
     def ready(url: str) -> None:
         click.echo(f"serving {served} at {url} (Ctrl-C stops)")
         _echo_config_lines(url, root)
+        if host in WILDCARD_HOSTS:
+            shown = host or '""'
+            click.echo(
+                f"  note: {shown} means every address of this machine, and is no address a "
+                f"client can connect to: in registry_url, clients must use this machine's "
+                f"address or name instead of {shown}"
+            )
 
     try:
         serve_forever(served, host, port, ready=ready)
