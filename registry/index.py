@@ -16,6 +16,7 @@ believed: trust comes from the bundle's signature (reconciler.trust).
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from collections.abc import Iterable, Mapping
@@ -82,6 +83,12 @@ class Index:
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def similar(self, name: str, n: int = 3) -> list[str]:
+        """Up to `n` plugin names spelled like `name`, then names holding it."""
+        close = difflib.get_close_matches(name, self.names(), n=n)
+        close += [e.name for e in self.search(name) if e.name not in close]
+        return close[:n]
 
     def search(self, term: str) -> list[Entry]:
         """The newest entry of each plugin whose name, description, author,

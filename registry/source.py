@@ -23,7 +23,6 @@ For each plugin that comes from the registry (no `source`, or "registry"):
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,7 +476,7 @@ def _nothing_matches(
 
 
 def _similar(index: Index, name: str) -> str:
-    close = difflib.get_close_matches(name, index.names(), n=1)
+    close = index.similar(name, 1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

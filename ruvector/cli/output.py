@@ -7,6 +7,7 @@ import click
 from executor.executor import Executor
 from executor.observer import Observer
 from executor.sandbox import Violation
+from ruvector.cli.text import printable
 
 _LEVEL_COLOURS = {
     "warn": "yellow",
@@ -24,34 +25,29 @@ class ConsoleObserver(Observer):
 
     def log(self, plugin: str, level: str, message: str) -> None:
         tag = click.style(f"{level:5}", fg=_LEVEL_COLOURS.get(level))
-        click.echo(f"  [{plugin}] {tag} {_printable(message)}")
+        click.echo(f"  [{plugin}] {tag} {printable(message)}")
 
     def notify(self, plugin: str, title: str, message: str) -> None:
         bell = click.style("notify", fg="cyan", bold=True)
-        click.echo(f"  [{plugin}] {bell} {_printable(title)}: {_printable(message)}")
+        click.echo(f"  [{plugin}] {bell} {printable(title)}: {printable(message)}")
 
     def violation(self, plugin: str, violation: Violation, count: int, strikes: int) -> None:
         tag = click.style(f"violation {count}/{strikes}", fg="red", bold=True)
-        click.echo(f"  [{plugin}] {tag} {_printable(str(violation))}")
+        click.echo(f"  [{plugin}] {tag} {printable(str(violation))}")
 
     def disabled(self, plugin: str, reason: str) -> None:
         tag = click.style("disabled", fg="red", bold=True)
-        click.echo(f"  [{plugin}] {tag}: {_printable(reason)}")
+        click.echo(f"  [{plugin}] {tag}: {printable(reason)}")
 
     def refused(self, plugin: str, reason: str) -> None:
         tag = click.style("refused", fg="red", bold=True)
-        click.echo(f"  [{plugin}] {tag}: {_printable(reason)}", err=True)
+        click.echo(f"  [{plugin}] {tag}: {printable(reason)}", err=True)
 
     def tick_done(self, tick: int, elapsed_s: float) -> None:
         if self.verbose_ticks:
             click.echo(
                 click.style(f"tick {tick} done in {elapsed_s * 1000:.1f} ms", fg="bright_black")
             )
-
-
-def _printable(text: str) -> str:
-    """Plugin text goes to a terminal: keep control characters out of it."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 _COLUMNS = "{:20} {:8} {:>6} {:>8} {:>8} {:>12} {:>10} {:>10}"

@@ -8,6 +8,7 @@ machine gives the newest version, from its signature.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from reconciler.desired import DesiredState, load_desired
 from registry.client import RegistryClient
 from registry.index import Entry, Index
 from ruvector.cli.common import config_option, connect_with_progress
+from ruvector.cli.text import printable
 from ruvector.errors import ConfigError, InputError
 
 
@@ -44,7 +46,7 @@ def search_command(term: str, config_path: Path) -> None:
     for e in found:
         click.echo(
             f"{e.name:24} {e.version:10} {e.publisher:16} {_rating(e):6}  "
-            f"{_short(e.description, 60)}"
+            f"{_short(printable(e.description), 60)}"
         )
 
 
@@ -58,21 +60,32 @@ def info_command(name: str, config_path: Path) -> None:
         index = client.index()
         latest = index.latest(name)
         if latest is None:
-            close = [e.name for e in index.search(name)][:3]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = _did_you_mean(index, name)
             raise InputError(f"the registry {desired.registry_url} has no plugin '{name}'{hint}")
-        trust = _trust(client, desired, index, latest)
-    _show(index, latest, trust)
+        trust, refusal, caps = _trust(client, desired, index, latest)
+    _show(index, latest, trust, refusal, caps)
 
 
-def _trust(client: RegistryClient, desired: DesiredState, index: Index, entry: Entry) -> str:
-    """The trust this machine gives `entry`: its bundle fetched and its signature checked."""
+def _did_you_mean(index: Index, name: str) -> str:
+    """A hint naming up to 3 plugins spelled like `name` or holding it; "" if none."""
+    close = index.similar(name, 3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _trust(
+    client: RegistryClient, desired: DesiredState, index: Index, entry: Entry
+) -> tuple[str, str, list[str] | None]:
+    """The trust this machine gives `entry`: its bundle fetched and its signature checked.
+
+    (the level, "", the capabilities its signed manifest declares), or
+    ("refused", why, None).
+    """
     from registry.source import verify_download
 
     try:
         request = client.bundle_requests([entry])[0]
         raw = client.fetch([request])[0]
-        _, level = verify_download(
+        bundle, level = verify_download(
             desired,
             entry,
             raw,
@@ -80,20 +93,25 @@ def _trust(client: RegistryClient, desired: DesiredState, index: Index, entry: E
             index.publishers[entry.publisher],
         )
     except InputError as exc:
-        return f"refused: {exc}"
-    return level.value
+        return "refused", str(exc), None
+    return level.value, "", sorted(str(c) for c in bundle.manifest.capabilities)
 
 
-def _show(index: Index, e: Entry, trust: str) -> None:
+def _show(index: Index, e: Entry, trust: str, refusal: str, caps: list[str] | None) -> None:
+    # The signed manifest's word where the bundle verified; else the index's, said so.
+    declared = ", ".join(caps) if caps is not None else ", ".join(e.capabilities)
+    declared = declared or "none"
+    if caps is None:
+        declared += " (the index's word: the bundle was refused)"
     rows = [
         ("name", e.name),
         ("latest", e.version),
         ("publisher", f"{e.publisher} (key {index.publishers[e.publisher]})"),
         ("author", e.author),
         ("description", e.description),
-        ("trust", f"{trust} (from its signature, checked here)"),
+        ("trust", _trust_row(trust, refusal)),
         ("registry says", "verified" if e.verified else "not verified"),
-        ("capabilities", ", ".join(e.capabilities) or "none"),
+        ("capabilities", declared),
         ("size", f"{e.size_bytes} bytes"),
         ("rating", _rating(e)),
         ("downloads", str(e.downloads)),
@@ -102,7 +120,20 @@ def _show(index: Index, e: Entry, trust: str) -> None:
         ("versions", ", ".join(v.version for v in reversed(index.versions(e.name)))),
     ]
     for label, value in rows:
-        click.echo(f"{label + ':':15}{value}")
+        # Registry text goes to a terminal: no escapes from a publisher.
+        first, *more = (printable(line) for line in value.split("\n"))
+        click.echo(f"{label + ':':15}{first}")
+        for line in more:
+            click.echo(f"{'':15}{line}")
+
+
+def _trust_row(trust: str, refusal: str) -> str:
+    """The trust row's value; a refusal's reason goes on lines of its own, below "refused"."""
+    if not refusal:
+        return f"{trust} (from its signature, checked here)"
+    # Paths, URLs and keys stay whole, however long.
+    lines = textwrap.wrap(refusal, 80, break_long_words=False, break_on_hyphens=False)
+    return "\n".join([trust, *lines])
 
 
 def _rating(e: Entry) -> str:
