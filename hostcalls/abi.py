@@ -99,6 +99,7 @@ HOST_FUNCTIONS: dict[str, HostFunction] = {
         _hf("get_cpu_usage", "", "f64", _C.READ_SYSTEM_INFO, "-> percent, 0..100"),
         _hf("get_temperature", "", "i64", _C.READ_SYSTEM_INFO, "-> packed JSON"),
         _hf("get_gpu_status", "", "i64", _C.READ_SYSTEM_INFO, "-> packed JSON"),
+        _hf("get_battery_status", "", "i64", _C.READ_SYSTEM_INFO, "-> packed JSON"),
         _hf("get_process_list", "", "i64", _C.READ_PROCESS_LIST, "-> packed JSON"),
         _hf(
             "get_process_memory",

@@ -235,6 +235,10 @@ class PluginHost:
     def get_gpu_status(self, mem: GuestMemory) -> int:
         return self._result(mem, "get_gpu_status", self._sample(False).gpu_json())
 
+    @host_function
+    def get_battery_status(self, mem: GuestMemory) -> int:
+        return self._result(mem, "get_battery_status", self._sample(False).battery_json())
+
     # -- ReadProcessList ------------------------------------------------------
 
     @host_function

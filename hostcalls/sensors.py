@@ -122,6 +122,28 @@ class _Gpu:
         }
 
 
+def read_battery() -> bytes:
+    """The battery, as get_battery_status hands it to plugins.
+
+    {"present": false} without one (desktops, VMs): a plugin must say so,
+    never guess. `plugged` is null where the OS does not tell, and
+    `seconds_left` is null while charging or when unknown.
+    """
+    battery = psutil.sensors_battery()
+    if battery is None:
+        return _dumps({"present": False})
+    left = battery.secsleft
+    known = isinstance(left, int) and left >= 0  # psutil's constants are negative
+    return _dumps(
+        {
+            "present": True,
+            "percent": _finite(float(battery.percent)),
+            "plugged": battery.power_plugged,
+            "seconds_left": left if known else None,
+        }
+    )
+
+
 def read_gpu_status(drm_root: str | os.PathLike[str] = DRM_ROOT) -> bytes:
     """Every GPU found in sysfs under `drm_root` or through nvidia-smi, as JSON.
 

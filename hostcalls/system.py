@@ -94,6 +94,7 @@ class SystemSample:
     """
 
     __slots__ = (
+        "_battery_json",
         "_gpu_json",
         "_index",
         "_keys",
@@ -124,6 +125,7 @@ class SystemSample:
         self._process_list_json: bytes | None = None
         self._temperature_json: bytes | None = None
         self._gpu_json: bytes | None = None
+        self._battery_json: bytes | None = None
         self._index: dict[int, ProcessInfo] | None = None
         self._keys: frozenset[tuple[int, float]] | None = None
 
@@ -168,6 +170,12 @@ class SystemSample:
         if self._temperature_json is None:
             self._temperature_json = sensors.read_temperature()
         return self._temperature_json
+
+    def battery_json(self) -> bytes:
+        """sensors.read_battery(), read on first call (a few sysfs files)."""
+        if self._battery_json is None:
+            self._battery_json = sensors.read_battery()
+        return self._battery_json
 
     def gpu_json(self) -> bytes:
         """sensors.read_gpu_status(), read on first call (may run nvidia-smi)."""

@@ -61,6 +61,7 @@ def everything_plugin() -> bytes:
     (drop (call $report_metric {s("cpu")} (call $get_cpu_usage)))
     (call $show {s("get_temperature")} (call $get_temperature))
     (call $show {s("get_gpu_status")} (call $get_gpu_status))
+    (call $show {s("get_battery_status")} (call $get_battery_status))
     (call $show {s("get_process_list")} (call $get_process_list))
     (drop (call $report_metric {s("get_process_memory")}
             (f64.convert_i64_s (call $get_process_memory (call $atoi {cfg("target")})))))
@@ -109,7 +110,8 @@ def logged(recorder, plugin: str) -> dict[str, str]:
 
 WANTED = {
     "greeting", "config.k", "get_learned_pattern", "get_memory_status", "get_temperature",
-    "get_gpu_status", "get_process_list", "read_file", "http_request", "registry_read",
+    "get_gpu_status", "get_battery_status", "get_process_list", "read_file", "http_request",
+    "registry_read",
 }  # fmt: skip
 
 
@@ -142,6 +144,8 @@ def test_every_host_function_acts_on_the_real_machine(
     assert json.loads(out["get_memory_status"])["total_bytes"] == psutil.virtual_memory().total
     assert isinstance(json.loads(out["get_temperature"])["sensors"], list)
     assert isinstance(json.loads(out["get_gpu_status"])["gpus"], list)
+    battery = json.loads(out["get_battery_status"])
+    assert battery["present"] is (psutil.sensors_battery() is not None)
     pids = {p["pid"] for p in json.loads(out["get_process_list"])}
     assert target.pid in pids
     assert 0 <= metrics["cpu"] <= 100
