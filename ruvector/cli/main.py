@@ -37,7 +37,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "remove": ("ruvector.cli.edit", "remove_command", "Remove a plugin from ruvector.toml."),
     "set": ("ruvector.cli.edit", "set_command", "Set a key of a plugin in ruvector.toml."),
     "approve": ("ruvector.cli.edit", "approve_command", "Approve (or revoke) capabilities."),
-    "plugin": ("ruvector.cli.plugin", "plugin", "Manage plugins (pack, sign, enable)."),
+    "plugin": (
+        "ruvector.cli.plugin",
+        "plugin",
+        "Plugins: new, build, inspect, doc, pack, sign, enable.",
+    ),
     "keygen": ("ruvector.cli.plugin", "keygen", "Make a publisher's Ed25519 signing key."),
     "dev": ("ruvector.cli.dev", "dev", "Tools for plugin authors."),
     "search": ("ruvector.cli.search", "search_command", "Find plugins in the registry."),

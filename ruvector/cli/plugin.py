@@ -25,6 +25,7 @@ from reconciler.signature import (
 from registry.repository import check_loadable, checked_signer
 from ruvector.atomic import atomic_write
 from ruvector.cli.common import config_option
+from ruvector.cli.text import printable
 from ruvector.errors import ConfigError, HostFault
 
 # As the manifest schema names plugins; anything else could name a path.
@@ -146,3 +147,104 @@ def keygen(out: Path, force: bool) -> None:
     click.echo(f"secret key: {out} (keep it secret; mode 0600)")
     click.echo(f"public key: {public}")
     click.echo(f"  {key.public}")
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["rust", "assemblyscript", "c"]),
+    required=True,
+    help="The plugin's language.",
+)
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default="the current directory",
+    help="Where to make the plugin's directory.",
+)
+def new_command(name: str, language: str, parent: Path) -> None:
+    """Make a new plugin NAME that builds as is (manifest, config schema, source)."""
+    from authoring.new import new_plugin
+
+    directory = new_plugin(name, language, parent)
+    click.echo(f"{directory}: a new {language} plugin")
+    click.echo(f"  build it: ruvector plugin build {directory}")
+    click.echo(f"  try it:   ruvector dev run {directory}")
+
+
+@plugin.command("build")
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default="."
+)
+def build_command(directory: Path) -> None:
+    """Build DIRECTORY's wasm from source, pin its hash, and check it as the host will."""
+    from authoring.build import build_plugin
+
+    built = build_plugin(directory)
+    m = built.bundle.manifest
+    click.echo(f"{built.wasm_path}: {built.size} bytes, sha256 {built.sha256} ({built.language})")
+    caps = ", ".join(sorted(str(c) for c in m.capabilities)) or "none"
+    click.echo(
+        f"  {m.name} {m.version}: manifest, config schema and imports checked; declares {caps}"
+    )
+
+
+@plugin.command("inspect")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def inspect_command(path: Path) -> None:
+    """Show a plugin's manifest, ABI version, imports, exports, capabilities, size and signature.
+
+    PATH is a plugin directory, a .rvp bundle or a .wasm file.
+    """
+    from authoring.inspect import inspect_plugin
+
+    i = inspect_plugin(path)
+    rows: list[tuple[str, str]] = []
+    if i.bundle is not None:
+        m = i.bundle.manifest
+        rows += [
+            ("name", f"{m.name} {m.version}"),
+            ("author", m.author),
+            ("description", m.description),
+            ("declares", ", ".join(sorted(str(c) for c in m.capabilities)) or "nothing"),
+            ("platforms", ", ".join(sorted(p.value for p in m.platforms))),
+            ("bundle digest", f"sha256:{i.bundle.digest}"),
+        ]
+    rows += [
+        ("ABI version", i.abi_version),
+        ("wasm", f"{i.wasm_size} bytes, sha256 {i.wasm_sha256}"),
+        ("imports", ", ".join(f"{mod}.{name}" for mod, name in i.imports) or "none"),
+        ("exports", ", ".join(i.exports) or "none"),
+        ("needs", ", ".join(i.needed) or "no capability"),
+        ("trust", i.signature),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':15}{printable(value)}")
+
+
+@plugin.command("doc")
+@click.argument("path", type=click.Path(exists=True, path_type=Path), default=".")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the page here instead of printing it.",
+)
+def doc_command(path: Path, out: Path | None) -> None:
+    """Make PATH's documentation page (Markdown) from its manifest and config schema."""
+    from authoring.doc import render
+
+    bundle = (
+        bundle_from_dir(path, check_host=False)
+        if path.is_dir()
+        else open_bundle(path, check_host=False)
+    )
+    page = render(bundle)
+    if out is None:
+        click.echo(page, nl=False)
+        return
+    _write(out, page.encode())
+    click.echo(f"{out}: the documentation page of {bundle.manifest.name}")
