@@ -62,7 +62,10 @@ def everything_plugin() -> bytes:
     (call $show {s("get_temperature")} (call $get_temperature))
     (call $show {s("get_gpu_status")} (call $get_gpu_status))
     (call $show {s("get_battery_status")} (call $get_battery_status))
-    (call $show {s("get_process_list")} (call $get_process_list))
+    ;; Saved, not logged: a busy machine's list is over the 8 KiB log line cap.
+    (call $status {s("saved get_process_list")}
+      (call $write_file (call $hi {cfg("list_path")}) (call $lo {cfg("list_path")})
+                        (call $hi (call $get_process_list)) (call $lo (call $get_process_list))))
     (drop (call $report_metric {s("get_process_memory")}
             (f64.convert_i64_s (call $get_process_memory (call $atoi {cfg("target")})))))
     (call $status {s("set_process_priority")}
@@ -110,8 +113,7 @@ def logged(recorder, plugin: str) -> dict[str, str]:
 
 WANTED = {
     "greeting", "config.k", "get_learned_pattern", "get_memory_status", "get_temperature",
-    "get_gpu_status", "get_battery_status", "get_process_list", "read_file", "http_request",
-    "registry_read",
+    "get_gpu_status", "get_battery_status", "read_file", "http_request", "registry_read",
 }  # fmt: skip
 
 
@@ -131,6 +133,7 @@ def test_every_host_function_acts_on_the_real_machine(
     config = {
         "greeting": "hello there", "target": str(target.pid), "victim": str(victim.pid),
         "read_path": str(data_dir / "in.txt"), "write_path": str(data_dir / "out.txt"), "http": request,
+        "list_path": str(data_dir / "processes.json"),
     }  # fmt: skip
     ex = make_executor()
     ex.load(spec("every", everything_plugin(), caps=caps, approved=caps, config=config))
@@ -146,7 +149,8 @@ def test_every_host_function_acts_on_the_real_machine(
     assert isinstance(json.loads(out["get_gpu_status"])["gpus"], list)
     battery = json.loads(out["get_battery_status"])
     assert battery["present"] is (psutil.sensors_battery() is not None)
-    pids = {p["pid"] for p in json.loads(out["get_process_list"])}
+    assert metrics["saved get_process_list"] == Status.OK
+    pids = {p["pid"] for p in json.loads((data_dir / "processes.json").read_text())}
     assert target.pid in pids
     assert 0 <= metrics["cpu"] <= 100
     assert metrics["get_process_memory"] > 0
