@@ -306,7 +306,6 @@ def test_examples_build_to_their_pinned_hash(built: dict[str, Built], name: str)
     pinned = tomlkit.parse((example / "manifest.toml").read_text())["wasm_sha256"]
     assert built[name].language == "assemblyscript"
     assert built[name].sha256 == pinned, "rebuild the example: ruvector plugin build"
-    assert built[name].wasm_path.read_bytes() == (example / "plugin.wasm").read_bytes()
 
 
 def test_each_example_imports_only_what_its_manifest_declares(built: dict[str, Built]) -> None:

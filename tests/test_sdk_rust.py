@@ -112,8 +112,6 @@ def test_example_builds_to_its_pinned_hash(built: dict[str, Built], name: str) -
     # depend on where the checkout is.
     assert built[name].language == "rust"
     assert built[name].sha256 == pinned_sha256(name)
-    committed = REPO / "examples" / name / "plugin.wasm"
-    assert hashlib.sha256(committed.read_bytes()).hexdigest() == pinned_sha256(name)
 
 
 def test_a_rebuild_gives_the_same_bytes(built: dict[str, Built]) -> None:
