@@ -122,6 +122,10 @@ def host_function(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# The part of a call's remaining time an http_request may take.
+HTTP_SHARE_OF_DEADLINE = 0.8
+
+
 class PluginHost:
     """The host functions of one plugin instance."""
 
@@ -285,7 +289,10 @@ class PluginHost:
     @host_function
     def http_request(self, mem: GuestMemory, ptr: int, length: int) -> int:
         request = mem.read("http_request", ptr, length, MAX_HTTP_REQUEST_BYTES)
-        timeout = min(self.limits.http_timeout_s, self.deadline - time.monotonic())
+        # A fifth of what is left stays the plugin's, to handle a TIMEOUT
+        # before its own deadline: a request may not spend the whole call.
+        remaining = self.deadline - time.monotonic()
+        timeout = min(self.limits.http_timeout_s, remaining * HTTP_SHARE_OF_DEADLINE)
         grants = self.grant.of_kind(CapabilityKind.NETWORK_ACCESS)
         response = net.http_request(grants, request, timeout, self.limits.max_http_response_bytes)
         return self._result(mem, "http_request", response)

@@ -399,3 +399,21 @@ def test_plan_and_edits_import_no_runtime_and_no_network_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_dev_run_counts_a_partial_host_approval_as_granted(tmp_path: Path) -> None:
+    """Hosts are approved one at a time: approving one of several is not 'no effect'."""
+    plugin = make_plugin_dir(
+        tmp_path,
+        "net",
+        module('(func (export "on_tick") (param i32))'),
+        ["NetworkAccess(a.example, 127.0.0.1)"],
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["dev", "run", str(plugin), "--ticks", "1", "--approve", "NetworkAccess(127.0.0.1)",
+         "--state-dir", str(tmp_path / "state")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no effect" not in result.output
+    assert "granted NetworkAccess(127.0.0.1)" in result.output

@@ -65,7 +65,7 @@ def dev_run(
     click.echo(f"{spec.name} {spec.version}: granted {_caps(grant.granted)}")
     if grant.pending:
         click.echo(f"  not approved (its host functions are not linked): {_caps(grant.pending)}")
-    unused = frozenset(a for a in approved if not any(a.covers(d) for d in spec.declared))
+    unused = frozenset(a for a in approved if not any(_bears_on(a, d) for d in spec.declared))
     if unused:
         click.echo(f"  approved but not declared by the manifest (no effect): {_caps(unused)}")
     # An author re-running a build that earned three strikes wants to see it run.
@@ -116,3 +116,11 @@ def _config(pairs: tuple[str, ...]) -> dict[str, object]:
         except ValueError:
             config[key] = value  # plain text, NaN and Infinity included
     return config
+
+
+def _bears_on(approval: capabilities.Capability, declared: capabilities.Capability) -> bool:
+    """Whether `approval` grants some of `declared`: all of it, a narrower path
+    within it, or some of its hosts (hosts are approved one at a time)."""
+    if approval.covers(declared) or declared.covers(approval):
+        return True
+    return approval.kind is declared.kind and bool(set(approval.hosts) & set(declared.hosts))
