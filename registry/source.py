@@ -185,6 +185,7 @@ def _pick(index: Index, want: _Want, out: Resolved, kept: Mapping[str, Available
         return entry if entry in runnable else None
     choice = best(plugin.constraint or _ANY, versions, floor=floor, skip=skip)
     _say_skipped(plugin, versions, floor, choice, out)
+    _say_outside(plugin, versions, choice, want.have, out)
     have = want.have
     if choice is None or (have is not None and choice == have.version and name in kept):
         if have is not None and name in kept and plugin.allows(have.version):
@@ -214,6 +215,29 @@ def _higher(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a or b
     return a if semver_key(a) >= semver_key(b) else b
+
+
+def _say_outside(
+    plugin: DesiredPlugin,
+    versions: list[str],
+    choice: str | None,
+    have: Installed | None,
+    out: Resolved,
+) -> None:
+    """Name a newer release the version constraint leaves out: --upgrade
+    stays within it, and "no changes" alone would not say why."""
+    if plugin.constraint is None:
+        return
+    newest = best(_ANY, [v for v in versions if "-" not in v])
+    current = choice or (have.version if have else None)
+    if newest is None or plugin.allows(newest):
+        return
+    if current is not None and semver_key(newest) <= semver_key(current):
+        return
+    out.notes.append(
+        f'{plugin.name}: {newest} is published, outside version = "{plugin.version}" '
+        f"(change plugins.installed.{plugin.name}.version in ruvector.toml to take it)"
+    )
 
 
 def _say_skipped(

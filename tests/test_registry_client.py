@@ -228,3 +228,15 @@ def test_a_held_upgrade_says_how_to_take_it_once_approved(reg: Registry, home: P
     assert installed(home)["tabs"][0] == "1.0.0"  # a plain reconcile keeps the pin...
     assert run(home, "reconcile", "--upgrade").exit_code == 0
     assert installed(home)["tabs"][0] == "1.1.0"  # ...as the note said
+
+
+def test_a_release_outside_the_constraint_is_named_by_upgrade(reg: Registry, home: Path) -> None:
+    reg.publish("tabs", "0.1.0")
+    write_config(home, reg, {"tabs": 'version = "^0.1"'})
+    assert run(home, "reconcile").exit_code == 0
+    reg.publish("tabs", "0.2.0")
+    up = run(home, "reconcile", "--upgrade")
+    assert up.exit_code == 0, up.output
+    assert installed(home)["tabs"][0] == "0.1.0"
+    assert 'tabs: 0.2.0 is published, outside version = "^0.1"' in up.output
+    assert "change plugins.installed.tabs.version in ruvector.toml" in up.output
