@@ -78,6 +78,7 @@ pub use types::{
     BatteryStatus, Gpu, GpuStatus, HttpRequest, HttpResponse, Level, MemoryStatus, Method,
     PressureLevel, Priority, ProcessInfo, RegistryValue, TemperatureSensor, ThermalSnapshot,
 };
+pub use types::process_name_is;
 
 /// Exports the lifecycle hooks you name, each calling your handler.
 ///

@@ -80,6 +80,37 @@ pub struct ProcessInfo {
     pub nice: Option<i64>,
 }
 
+/// Whether `name` (a process name) is `wanted`, ignoring case and a trailing
+/// `.exe` (in any case) on either, as the host's protected list compares names
+/// and as the C and AssemblyScript SDKs' `rv_process_name_is` and
+/// `processNameIs` do: `Chrome.EXE` is `chrome`. ASCII names are compared
+/// without allocating; others are lower-cased as Unicode. Only one `.exe` is
+/// dropped from each: `a.exe.exe` is not `a`.
+///
+/// ```
+/// use ruvector_plugin_sdk::process_name_is;
+///
+/// assert!(process_name_is("Chrome.exe", "chrome"));
+/// assert!(!process_name_is("chromium", "chrome"));
+/// ```
+pub fn process_name_is(name: &str, wanted: &str) -> bool {
+    let (name, wanted) = (without_exe(name), without_exe(wanted));
+    if name.eq_ignore_ascii_case(wanted) {
+        return true;
+    }
+    !(name.is_ascii() && wanted.is_ascii()) && name.to_lowercase() == wanted.to_lowercase()
+}
+
+/// `name` without a trailing `.exe` in any case.
+fn without_exe(name: &str) -> &str {
+    match name.len().checked_sub(4) {
+        Some(cut) if name.get(cut..).map_or(false, |end| end.eq_ignore_ascii_case(".exe")) => {
+            &name[..cut]
+        }
+        _ => name,
+    }
+}
+
 /// `get_temperature`: every sensor the OS reports (none in most VMs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThermalSnapshot {
@@ -535,4 +566,30 @@ pub(crate) fn pattern_from_json(v: &Value) -> Parsed<Vec<Option<f64>>> {
                 .ok_or_else(|| "an hourly value is not a number".to_string()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_name_is;
+
+    #[test]
+    fn process_names_match_without_case_or_exe() {
+        assert!(process_name_is("chrome", "chrome"));
+        assert!(process_name_is("Chrome.exe", "chrome"));
+        assert!(process_name_is("chrome", "CHROME.EXE"));
+        assert!(process_name_is("chrome.Exe", "Chrome.exe"));
+        assert!(process_name_is(".exe", ""));
+        assert!(process_name_is("a.exe.exe", "A.EXE.exe"));
+        assert!(!process_name_is("a.exe.exe", "a"));
+        assert!(!process_name_is("chromium", "chrome"));
+        assert!(!process_name_is("chrome.exe ", "chrome"));
+        assert!(!process_name_is("chromeexe", "chrome"));
+        assert!(!process_name_is("", "chrome"));
+        // beyond ASCII, as the host's str.lower() and AssemblyScript's toLowerCase()
+        assert!(process_name_is("ÉDITEUR.EXE", "éditeur"));
+        assert!(!process_name_is("éditeur", "editeur"));
+        // a multi-byte character where ".exe" would start: no panic
+        assert!(!process_name_is("aé.exe", "aé.ex"));
+        assert!(!process_name_is("ééé", "xx"));
+    }
 }
