@@ -200,8 +200,10 @@ def test_sighup_switches_to_the_profile_in_the_file(tmp_path: Path) -> None:
             raise AssertionError("the plugin never heard of the new profile")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-    assert proc.returncode == 0
+        # Drain the output while waiting: a child blocked on a full pipe
+        # cannot act on SIGTERM, and what it said is the clue if it hangs.
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
 
 
 def test_plugin_enable_checks_the_name(tmp_path: Path) -> None:
