@@ -47,6 +47,15 @@ class Size:
     reconcile_plugins: tuple[int, int, int] = (1, 2, 4)  # new plugins per reconcile
     reconcile_batch: int = 1  # each size reconciles max(1, batch // size) times a repeat
     registry_plugins: int = 3  # reconciled from a loopback registry (bench.registry)
+    # Group 9 (bench.scale) loads hundreds of plugins: small defaults here too.
+    scale_plugins: tuple[int, int, int, int] = (1, 2, 3, 4)  # no-op plugins per executor
+    scale_ticks: int = 2  # ticks of each executor per repeat
+    work_plugins: tuple[int, int] = (2, 3)  # plugins reading the process list each tick
+    work_ticks: int = 2
+    memory_plugins: int = 3  # idle plugins whose resident memory is measured
+    memory_first_ticks: int = 2  # ticks before the growth baseline
+    memory_ticks: int = 5  # ticks over which growth is measured
+    churn_plugins: int = 5  # loaded and unloaded in a row
 
 
 FULL = Size(
@@ -55,6 +64,14 @@ FULL = Size(
     reconcile_plugins=(10, 100, 1000),
     reconcile_batch=100,
     registry_plugins=50,
+    scale_plugins=(1, 10, 100, 500),
+    scale_ticks=100,
+    work_plugins=(20, 100),
+    work_ticks=20,
+    memory_plugins=100,
+    memory_first_ticks=100,
+    memory_ticks=10_000,
+    churn_plugins=1_000,
 )
 QUICK = Size(
     repeats=3,
@@ -66,6 +83,14 @@ QUICK = Size(
     plan_plugins=100,
     reconcile_plugins=(10, 50, 200),
     reconcile_batch=50,
+    scale_plugins=(1, 10, 100, 500),
+    scale_ticks=10,
+    work_plugins=(20, 100),
+    work_ticks=5,
+    memory_plugins=100,
+    memory_first_ticks=100,
+    memory_ticks=1_000,
+    churn_plugins=200,
 )
 
 
@@ -73,12 +98,21 @@ QUICK = Size(
 class Figure:
     group: str
     label: str
-    stat: Stat  # seconds for time units, a plain number for "x" and "%"
-    unit: str  # "µs", "ms", "x", "%", "B" (bytes) or "n" (a count)
+    stat: Stat  # seconds for time units, bytes for sizes, a plain number for "x", "%", "n"
+    unit: str  # "µs", "ms", "x", "%", "B", "kB", "MB" (bytes, scaled 10³, 10⁶) or "n" (a count)
     target: float | None = None  # issue 6 or 3, in `unit`; met when the median is at most this
 
     def scaled(self, value: float) -> float:
-        scale = {"µs": 1e6, "ms": 1e3, "x": 1.0, "%": 100.0, "B": 1.0, "n": 1.0}
+        scale = {
+            "µs": 1e6,
+            "ms": 1e3,
+            "x": 1.0,
+            "%": 100.0,
+            "B": 1.0,
+            "kB": 1e-3,
+            "MB": 1e-6,
+            "n": 1.0,
+        }
         return value * scale[self.unit]
 
     @property
@@ -124,9 +158,9 @@ def dispatch(lab: Lab, size: Size) -> list[Figure]:
     t = interleaved(
         {
             "sandbox": hook_calls(box, TICK_ARG),
-            "tick": _ticks(one),
-            "empty tick": _ticks(empty),
-            "sample": _samples(one),
+            "tick": tick_runner(one),
+            "empty tick": tick_runner(empty),
+            "sample": sample_runner(one),
             "wasmtime": _wasmtime_noop(),
             "extism": _extism_noop(),
         },
@@ -167,7 +201,7 @@ def hook_calls(box: Sandbox, arg: int) -> Runner:
     return run
 
 
-def _ticks(ex: Executor) -> Runner:
+def tick_runner(ex: Executor) -> Runner:
     def run(n: int) -> None:
         for _ in range(n):
             ex.tick()
@@ -175,7 +209,7 @@ def _ticks(ex: Executor) -> Runner:
     return run
 
 
-def _samples(ex: Executor) -> Runner:
+def sample_runner(ex: Executor) -> Runner:
     """The shared sample alone, as tick() takes it for these plugins."""
     processes = any(p.sees_processes() and p.enabled for p in ex.plugins.values())
     sample = ex.sampler.sample
@@ -301,7 +335,9 @@ def hundred_plugin_tick(lab: Lab, size: Size) -> list[Figure]:
     if refused:
         raise RuntimeError(f"fixture refused: {refused[0]}")
     t = interleaved(
-        {"tick": _ticks(ex), "sample": _samples(ex)}, size.hundred_plugin_ticks, size.repeats
+        {"tick": tick_runner(ex), "sample": sample_runner(ex)},
+        size.hundred_plugin_ticks,
+        size.repeats,
     )
     beyond = minus(t["tick"], t["sample"])
     g = f"3. one tick over {count} no-op plugins"

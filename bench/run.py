@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench import figures as executor_figures
-from bench import reconcile, registry, report
+from bench import reconcile, registry, report, scale
 from bench.figures import FULL, QUICK, Figure, Lab, Size
 
 GROUPS = (
@@ -20,6 +20,7 @@ GROUPS = (
     reconcile.plan_no_change,
     reconcile.reconcile_new,
     registry.registry_reconcile,
+    scale.scale,
 )
 
 
