@@ -81,7 +81,8 @@ class Executor:
         self.settings = settings or ExecutorSettings()
         self.observer = observer or Observer()
         self.engine_settings = engine_settings or EngineSettings(
-            max_wasm_stack_bytes=self.settings.max_wasm_stack_bytes
+            fuel=self.settings.metering == "fuel",
+            max_wasm_stack_bytes=self.settings.max_wasm_stack_bytes,
         )
         self.state_dir = Path(self.settings.state_dir)
         self.engine = make_engine(self.engine_settings)

@@ -74,3 +74,7 @@ class ExecutorSettings:
     # Files no plugin may read or write whatever its grant: the reconciler
     # adds ruvector.toml; the executor adds state_dir itself.
     private_paths: tuple[str, ...] = ()
+    # "fuel": each call gets a deterministic instruction budget and a deadline;
+    # "epochs": the deadline alone, for users who prefer speed to determinism
+    # (a CPU-bound loop runs up to ~3x faster; fuel_per_tick is then unused).
+    metering: str = "fuel"

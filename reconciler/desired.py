@@ -265,6 +265,7 @@ def _settings(doc: Document, section: Mapping[str, Any], base: Path) -> Executor
         allow_other_users=section.get("allow_other_users", d.allow_other_users),
         memory_high_percent=high,
         memory_critical_percent=critical,
+        metering=section.get("metering", d.metering),
     )
 
 

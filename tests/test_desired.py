@@ -206,6 +206,7 @@ BAD = [
         1,
     ),
     ("[plugins]\nupdate_schedule = '5s'\n", "plugins.update_schedule", "at least", 2),
+    ("[plugins]\nmetering = 'none'\n", "plugins.metering", "epochs", 2),
     ("[plugins]\nupdate_schedule = '61 * * * *'\n", "plugins.update_schedule", "61", 2),
     (
         "[plugins]\nregistry_url = 'http://x'\nregistry_root = 'nowhere.json'\n",

@@ -263,3 +263,18 @@ def test_a_full_disk_does_not_stop_the_executor(make_executor, recorder, monkeyp
         ex.tick()
     assert not plugin.enabled  # disabled in memory, though not on disk
     assert ex.plugins["good"].state.metrics_snapshot()["ticks"]["last"] == 4
+
+
+def test_epoch_only_metering_stops_a_loop_by_its_deadline(tmp_path: Path, recorder) -> None:
+    """metering = "epochs": no fuel budget, so an endless loop meets the deadline."""
+    loop = module('(func (export "on_tick") (param i32) (loop $l (br $l)))')
+    for metering, kind in (("fuel", "FUEL"), ("epochs", "DEADLINE")):
+        settings = ExecutorSettings(state_dir=str(tmp_path / metering), metering=metering)
+        ex = Executor(settings, recorder)
+        try:
+            assert ex.engine_settings.fuel is (metering == "fuel")
+            ex.load(spec(metering, loop, limits=Limits(max_call_ms=50)))
+            ex.tick()
+            assert recorder.kinds(metering) == [kind]
+        finally:
+            ex.shutdown()

@@ -211,7 +211,13 @@ class _Follower:
     def _warn_restart_only(self, desired: DesiredState) -> None:
         """Settings of the executor itself apply at the next start."""
         old, new = self.desired.settings, desired.settings
-        for name in ("tick_interval_ms", "protected_processes", "allow_other_users", "state_dir"):
+        for name in (
+            "tick_interval_ms",
+            "protected_processes",
+            "allow_other_users",
+            "state_dir",
+            "metering",
+        ):
             if getattr(old, name) != getattr(new, name):
                 click.echo(f"plugins.{name} changed: it takes effect when ruvector run restarts")
         if old.memory_high_percent != new.memory_high_percent or (
