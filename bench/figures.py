@@ -47,6 +47,8 @@ class Size:
     reconcile_plugins: tuple[int, int, int] = (1, 2, 4)  # new plugins per reconcile
     reconcile_batch: int = 1  # each size reconciles max(1, batch // size) times a repeat
     registry_plugins: int = 3  # reconciled from a loopback registry (bench.registry)
+    processlist_processes: int = 0  # processes on the machine, topped up (bench.processlist)
+    processlist_hooks: int = 2  # hooks of CALLS_PER_HOOK calls per repeat
     # Group 9 (bench.scale) loads hundreds of plugins: small defaults here too.
     scale_plugins: tuple[int, int, int, int] = (1, 2, 3, 4)  # no-op plugins per executor
     scale_ticks: int = 2  # ticks of each executor per repeat
@@ -72,6 +74,8 @@ FULL = Size(
     memory_first_ticks=100,
     memory_ticks=10_000,
     churn_plugins=1_000,
+    processlist_processes=520,
+    processlist_hooks=20,
 )
 QUICK = Size(
     repeats=3,
@@ -91,6 +95,8 @@ QUICK = Size(
     memory_first_ticks=100,
     memory_ticks=1_000,
     churn_plugins=200,
+    processlist_processes=520,
+    processlist_hooks=5,
 )
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench import figures as executor_figures
-from bench import reconcile, registry, report, scale
+from bench import processlist, reconcile, registry, report, scale
 from bench.figures import FULL, QUICK, Figure, Lab, Size
 
 GROUPS = (
@@ -21,6 +21,7 @@ GROUPS = (
     reconcile.reconcile_new,
     registry.registry_reconcile,
     scale.scale,
+    processlist.process_list,
 )
 
 
