@@ -13,6 +13,7 @@ from executor.executor import Executor
 from executor.observer import Observer
 from executor.sandbox import Violation
 from executor.spec import ExecutorSettings
+from tests.registry_fixtures import Registry, registry
 
 
 @dataclass
@@ -106,3 +107,21 @@ def children() -> Iterator[Children]:
         yield kids
     finally:
         kids.close()
+
+
+# -- a registry over loopback, and a home that follows it (tests/registry_fixtures.py)
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Iterator[Registry]:
+    """A real registry served over loopback (test modules may define their own `reg`)."""
+    with registry(tmp_path) as r:
+        yield r
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty directory for a ruvector.toml and its state/."""
+    h = tmp_path / "home"
+    h.mkdir()
+    return h

@@ -15,10 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
 from reconciler.bundle import Bundle, bundle_from_dir, write_bundle
 from reconciler.signature import PublisherKey, generate_key, sign_bundle
 from registry.repository import add_bundle, init_registry
 from registry.serve import serve
+from ruvector.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "examples" / "hello"
@@ -121,6 +124,11 @@ registry_root = {json.dumps(str(reg.root))}
 {tables}"""
     )
     return path
+
+
+def run(home: Path, *args: str) -> Result:
+    """A ruvector command on `home`'s ruvector.toml, through click's runner."""
+    return CliRunner().invoke(cli, [*args, "--config", str(home / "ruvector.toml")])
 
 
 def tree_hashes(root: Path) -> dict[str, str]:

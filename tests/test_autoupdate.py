@@ -8,11 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from reconciler.autoupdate import AutoUpdate
@@ -20,22 +18,9 @@ from reconciler.desired import load_desired
 from reconciler.store import StateStore
 from registry.schedule import Schedule
 from ruvector.cli.main import cli
-from tests.registry_fixtures import HELLO, Registry, registry, write_config
+from tests.registry_fixtures import HELLO, Registry, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    with registry(tmp_path) as r:
-        yield r
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
 
 
 def versions(home: Path) -> dict[str, str]:

@@ -27,7 +27,6 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from tuf.api.metadata import MetaFile, TargetFile
 
 from reconciler.apply import reconcile
@@ -41,12 +40,11 @@ from registry.fetch import FetchSettings
 from registry.index import INDEX_PATH, Entry, make_index
 from registry.repository import add_bundle, init_registry, list_entries
 from registry.tuf_repo import TufRepository
-from ruvector.cli.main import cli
 from tests import http_server
 from tests.registry_fixtures import (
     HELLO_CAPS,
     Registry,
-    registry,
+    run,
     signed_bundle,
     tree_hashes,
     write_config,
@@ -56,24 +54,7 @@ TABS = "alice/tabs/1.1.0/tabs-1.1.0.rvp"  # the bad release's bundle target
 CARET = 'version = "^1.0"'
 
 
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    with registry(tmp_path) as r:
-        yield r
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
 # ---------------------------------------------------------------------- the client side
-
-
-def run(home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "--config", str(home / "ruvector.toml")])
 
 
 def installed(home: Path) -> dict[str, str]:

@@ -3,32 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
 from reconciler.store import StateStore
-from ruvector.cli.main import cli
-from tests.registry_fixtures import Registry, registry, write_config
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    with registry(tmp_path) as r:
-        yield r
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-def run(home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "--config", str(home / "ruvector.toml")])
+from tests.registry_fixtures import Registry, run, write_config
 
 
 def installed(home: Path) -> dict[str, tuple[str, str]]:

@@ -11,14 +11,12 @@ import errno
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from reconciler.bundle import bundle_from_dir
 from reconciler.desired import load_desired
@@ -31,35 +29,17 @@ from registry.fetch import Downloader, FetchSettings
 from registry.index import INDEX_PATH, make_index
 from registry.repository import list_entries
 from registry.tuf_repo import TufRepository
-from ruvector.cli.main import cli
 from tests import http_server
 from tests.registry_fixtures import (
     HELLO,
     Registry,
     plugin_dir,
-    registry,
+    run,
     signed_bundle,
     write_config,
 )
 
 CARET = 'version = "^1.0"'
-
-
-@pytest.fixture
-def reg(tmp_path: Path) -> Iterator[Registry]:
-    with registry(tmp_path) as r:
-        yield r
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-def run(home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, [*args, "--config", str(home / "ruvector.toml")])
 
 
 def installed(home: Path) -> dict[str, str]:
