@@ -50,9 +50,13 @@ def make_engine(settings: EngineSettings) -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
+DEADLINE_SLACK_TICKS = 1  # see EpochTicker.epoch
+
+
 def deadline_ticks(max_call_ms: int) -> int:
-    """Epoch ticks for a deadline; +1 because the current period is partial."""
-    return -(-max_call_ms // EPOCH_PERIOD_MS) + 1
+    """Epoch ticks for a deadline: +1 because the current period is partial,
+    +DEADLINE_SLACK_TICKS because it may be armed a period before the call."""
+    return -(-max_call_ms // EPOCH_PERIOD_MS) + 1 + DEADLINE_SLACK_TICKS
 
 
 class EpochTicker:
@@ -67,6 +71,15 @@ class EpochTicker:
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
         self._active = 0
+        # Epochs this ticker has counted; read (without the lock) by sandboxes
+        # to skip re-arming a deadline while the epoch has not moved. Bumped
+        # after the engine's epoch, so a reader may see the old count for a
+        # moment after the engine moved: a deadline armed then is one period
+        # short, which DEADLINE_SLACK_TICKS makes up.
+        self.epoch = 0
+        # A span is open. Read without the lock, by the thread that holds the
+        # span (Executor.tick), which is the only thread that calls sandboxes.
+        self.active = False
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ruvector-epoch", daemon=True)
@@ -77,6 +90,7 @@ class EpochTicker:
         """Keep the epoch moving for the duration of the block."""
         with self._cond:
             self._active += 1
+            self.active = True
             # Wake the thread only when it is idle: a notify per call would
             # pull it onto the GIL while the call runs (half a call's cost).
             if self._active == 1:
@@ -86,6 +100,7 @@ class EpochTicker:
         finally:
             with self._cond:
                 self._active -= 1
+                self.active = self._active > 0
 
     def close(self) -> None:
         with self._cond:
@@ -104,3 +119,4 @@ class EpochTicker:
                 if self._cond.wait_for(lambda: self._closed, timeout=period):
                     return
             self._engine.increment_epoch()
+            self.epoch += 1

@@ -25,7 +25,7 @@ from executor.loader import check_module
 from executor.metrics import PluginMetrics
 from executor.module_cache import ModuleCache
 from executor.observer import Observer
-from executor.sandbox import CallResult, Sandbox
+from executor.sandbox import CallResult, Sandbox, resolve_api
 from executor.spec import ExecutorSettings, PluginSpec
 from hostcalls import capabilities
 from hostcalls.capabilities import CapabilityKind, Grant
@@ -56,6 +56,13 @@ class LoadedPlugin:
     pressure_seen: int = 0  # the memory-pressure level this plugin last heard of
     profile_seen: str = ""
     metrics_saved_at: float = 0.0  # time.monotonic() of the last metrics flush
+    # Fixed for the plugin's life and read on every tick, so kept as fields.
+    sees: bool = field(init=False)  # granted the process list: hears process events
+    ticks: bool = field(init=False)  # exports on_tick
+
+    def __post_init__(self) -> None:
+        self.sees = CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
+        self.ticks = self.sandbox.has("on_tick")
 
     @property
     def name(self) -> str:
@@ -66,7 +73,7 @@ class LoadedPlugin:
         return not self.health.disabled
 
     def sees_processes(self) -> bool:
-        return CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
+        return self.sees
 
 
 class Executor:
@@ -86,6 +93,7 @@ class Executor:
         )
         self.state_dir = Path(self.settings.state_dir)
         self.engine = make_engine(self.engine_settings)
+        self.api = resolve_api(self.settings.call_api)
         self.ticker = EpochTicker(self.engine)
         try:
             self.cache = ModuleCache(
@@ -138,7 +146,15 @@ class Executor:
             limits=_host_limits(spec),
             private_paths=(str(self.state_dir), *self.settings.private_paths),
         )
-        box = Sandbox(spec, checked, self.engine, host, self.ticker, fuel=self.engine_settings.fuel)
+        box = Sandbox(
+            spec,
+            checked,
+            self.engine,
+            host,
+            self.ticker,
+            fuel=self.engine_settings.fuel,
+            api=self.api,
+        )
         plugin = LoadedPlugin(spec, grant, box, health, state, profile_seen=self.profile)
         if health.disabled:
             self.observer.disabled(spec.name, health.reason)
@@ -287,11 +303,13 @@ class Executor:
         exited: list[tuple[str, int]],
         level: int,
     ) -> None:
+        # Every plugin, every tick: the common case (no events, no change of
+        # pressure or profile, a clean call) costs a few attribute reads.
         start = time.perf_counter()
         box = plugin.sandbox
         box.host.begin_tick()
         ok = not box.poisoned or self._restart(plugin)
-        if ok and plugin.sees_processes():
+        if ok and plugin.sees and (launched or exited):
             ok = self._deliver_events(plugin, exited, launched, start)
         if ok and level != plugin.pressure_seen:
             plugin.pressure_seen = level
@@ -303,7 +321,7 @@ class Executor:
             ok = not box.has("on_profile_switch") or self._settle(
                 plugin, box.call_with_text("on_profile_switch", self.profile)
             )
-        if ok and box.has("on_tick"):
+        if ok and plugin.ticks:
             self._settle(plugin, box.call("on_tick", self.settings.tick_interval_ms))
         plugin.metrics.record_tick(time.perf_counter() - start)
         self._report_throttled(plugin)
@@ -311,6 +329,8 @@ class Executor:
 
     def _report_throttled(self, plugin: LoadedPlugin) -> None:
         counts = plugin.sandbox.host.tick
+        if not (counts.logs_dropped or counts.notifications_dropped):
+            return
         plugin.metrics.logs_dropped += counts.logs_dropped
         for what, n in (
             ("log lines", counts.logs_dropped),
@@ -367,6 +387,8 @@ class Executor:
     def _settle(self, plugin: LoadedPlugin, result: CallResult) -> bool:
         """Account for one call; True if it broke no limit."""
         plugin.metrics.record_call(result.fuel_used, result.host_calls)
+        if result.violation is None and result.host_error is None:
+            return True
         if result.host_error is not None:
             note = "(not counted against the plugin)"
             self.observer.log(
@@ -398,6 +420,8 @@ class Executor:
         """Save what the plugin changed: config every tick, metrics now and then."""
         now = time.monotonic()
         metrics = final or now - plugin.metrics_saved_at >= METRICS_SAVE_INTERVAL_S
+        if not (metrics or plugin.state.config_dirty):
+            return
         try:
             plugin.state.flush(metrics=metrics)
             if metrics:

@@ -14,22 +14,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import wasmtime
 
+from executor import fastpath
+from executor.binding import U32, Api, Binding, ReferenceBinding
 from executor.engine import EpochTicker, deadline_ticks
+from executor.fastpath import FastBinding
 from executor.loader import PAGE, CheckedModule
 from executor.spec import PluginSpec
-from hostcalls.abi import ABI_VERSION, HOST_FUNCTIONS, IMPORT_MODULE, Status, pack
+from hostcalls.abi import ABI_VERSION, HOST_FUNCTIONS
 from hostcalls.guest import FaultKind, GuestAborted, GuestFault
 from hostcalls.host import PluginHost
 from ruvector.errors import PluginRefused
 
 log = logging.getLogger(__name__)
-
-_U32 = 0xFFFFFFFF
-_VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64, "f64": wasmtime.ValType.f64}
 
 
 class ViolationKind(enum.Enum):
@@ -50,57 +50,16 @@ class Violation:
         return f"{self.kind.value} in {self.hook}: {self.detail}"
 
 
-@dataclass(frozen=True)
-class CallResult:
+class CallResult(NamedTuple):
+    """What one call did. A NamedTuple: built on every call, and a frozen
+    dataclass costs four times as much to build."""
+
     hook: str
     elapsed_s: float
     fuel_used: int
     host_calls: int
     violation: Violation | None = None
     host_error: str | None = None  # a host bug aborted the call: not the plugin's strike
-
-
-class _Memory:
-    """GuestMemory over the caller of one host call (see hostcalls.guest)."""
-
-    __slots__ = ("_box", "_caller")
-
-    def __init__(self, box: Sandbox, caller: wasmtime.Caller) -> None:
-        self._box = box
-        self._caller = caller
-
-    def read(self, function: str, ptr: int, length: int, cap: int) -> bytes:
-        ptr, length = ptr & _U32, length & _U32
-        if length > cap:
-            raise GuestFault(FaultKind.TOO_LARGE, function, f"{length} bytes; the cap is {cap}")
-        mem = self._box.memory(self._caller)
-        size = mem.data_len(self._caller)
-        if ptr + length > size:
-            raise GuestFault(
-                FaultKind.BAD_POINTER,
-                function,
-                f"[{ptr:#x}, {ptr + length:#x}) is outside linear memory of {size} bytes",
-            )
-        return bytes(mem.read(self._caller, ptr, ptr + length))
-
-    def write_result(self, function: str, data: bytes) -> int:
-        alloc = self._box.allocator(self._caller)
-        self._box.in_alloc = True
-        try:
-            ptr = alloc(self._caller, max(len(data), 1)) & _U32
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise GuestAborted(exc) from None
-        finally:
-            self._box.in_alloc = False
-        if ptr == 0:
-            return int(Status.NO_MEMORY)
-        mem = self._box.memory(self._caller)
-        if ptr + len(data) > mem.data_len(self._caller):
-            raise GuestFault(
-                FaultKind.BAD_ALLOCATOR, function, f"rv_alloc returned {ptr:#x}, outside memory"
-            )
-        mem.write(self._caller, data, ptr)
-        return pack(ptr, len(data))
 
 
 class Sandbox:
@@ -115,17 +74,22 @@ class Sandbox:
         ticker: EpochTicker,
         *,
         fuel: bool = True,
+        api: Api = "fast",
     ) -> None:
         self.spec = spec
         self.checked = checked
         self.host = host
+        self.api = api
         self._engine = engine
         self._ticker = ticker
         self._fuel = fuel
-        self._store: wasmtime.Store | None = None
-        self._exports: dict[str, Any] = {}
+        self._ticks = deadline_ticks(spec.limits.max_call_ms)
+        self._call_s = spec.limits.max_call_ms / 1000
+        self._budget = spec.limits.fuel_per_call
+        self._memory_cap = spec.limits.max_memory_mb * 1024 * 1024
+        self._binding: Binding | None = None
+        self._armed_epoch: int | None = None
         self.poisoned = True  # no instance yet
-        self.in_alloc = False  # the host is inside the plugin's rv_alloc
 
     # -- instance lifetime ---------------------------------------------------
 
@@ -148,32 +112,29 @@ class Sandbox:
             tables=4,
             memories=1,
         )
-        self._store = store
+        binding = self._binding = make_binding(self.api, store, self._fuel)
+        self._armed_epoch = None  # a new store's deadline is "now"
         try:
-            linker = self._linker()
+            linker = self._linker(binding)
         except wasmtime.WasmtimeError as exc:
             raise PluginRefused(self.spec.name, f"cannot link: {_first_line(exc)}") from None
-        result = self._run("instantiate", lambda: self._instantiate(linker))
+        result = self._run("instantiate", self._instantiate, binding, linker)
         if result.violation is None:
-            result = self._check_abi()
+            result = self._check_abi(binding)
         self.poisoned = result.violation is not None
         return result
 
-    def _instantiate(self, linker: wasmtime.Linker) -> None:
-        assert self._store is not None
+    def _instantiate(self, binding: Binding, linker: wasmtime.Linker) -> None:
         try:
-            instance = linker.instantiate(self._store, self.checked.module)
+            binding.instantiate(linker, self.checked.module)
         except wasmtime.Trap:
             raise
         except wasmtime.WasmtimeError as exc:
             raise PluginRefused(self.spec.name, f"cannot instantiate: {_first_line(exc)}") from None
-        self._exports = dict(instance.exports(self._store))
 
-    def _check_abi(self) -> CallResult:
-        box: list[int] = []
-        result = self._run(
-            "rv_abi_version", lambda: box.append(self._exports["rv_abi_version"](self._store))
-        )
+    def _check_abi(self, binding: Binding) -> CallResult:
+        box: list[int | None] = []
+        result = self._run("rv_abi_version", lambda: box.append(binding.call("rv_abi_version")))
         if result.violation is None and box[0] != ABI_VERSION:
             raise PluginRefused(
                 self.spec.name, f"declares ABI version {box[0]}; this host supports {ABI_VERSION}"
@@ -181,10 +142,9 @@ class Sandbox:
         return result
 
     def close(self) -> None:
-        self._exports = {}
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        if self._binding is not None:
+            self._binding.close()
+            self._binding = None
         self.poisoned = True
 
     # -- calls ---------------------------------------------------------------
@@ -194,88 +154,94 @@ class Sandbox:
 
     def call(self, hook: str, *args: int) -> CallResult:
         """Call a lifecycle export with integer arguments."""
-        fn = self._exports[hook]
-        return self._run(hook, lambda: fn(self._store, *args))
+        if self._ticker.active:  # inside Executor.tick's span: the epoch moves already
+            return self._metered(hook, None, args)
+        return self._run(hook, None, *args)
 
     def call_with_text(self, hook: str, text: str, *args: int) -> CallResult:
         """Call a hook whose first two arguments are a string the host allocates."""
-        fn = self._exports[hook]
+        return self._run(hook, self._text_call, hook, text.encode(), *args)
 
-        def go() -> None:
-            data = text.encode()
-            ptr = self._exports["rv_alloc"](self._store, max(len(data), 1)) & _U32
-            mem = self._exports["memory"]
-            if ptr == 0 or ptr + len(data) > mem.data_len(self._store):
-                raise GuestFault(
-                    FaultKind.BAD_ALLOCATOR, hook, f"rv_alloc returned {ptr:#x} for the argument"
-                )
-            mem.write(self._store, data, ptr)
-            fn(self._store, ptr, len(data), *args)
-
-        return self._run(hook, go)
+    def _text_call(self, hook: str, data: bytes, *args: int) -> None:
+        binding = self._binding
+        assert binding is not None
+        ptr = (binding.call("rv_alloc", max(len(data), 1)) or 0) & U32
+        if ptr == 0 or ptr + len(data) > binding.memory_size():
+            raise GuestFault(
+                FaultKind.BAD_ALLOCATOR, hook, f"rv_alloc returned {ptr:#x} for the argument"
+            )
+        binding.write(ptr, data)
+        binding.call(hook, ptr, len(data), *args)
 
     def memory_bytes(self) -> int:
-        if self._store is None or "memory" not in self._exports:
-            return 0
-        return int(self._exports["memory"].data_len(self._store))
+        return 0 if self._binding is None else self._binding.memory_size()
 
-    def _run(self, hook: str, body: Callable[[], None]) -> CallResult:
-        assert self._store is not None
-        store, limits = self._store, self.spec.limits
-        budget = limits.fuel_per_call
-        if self._fuel:
-            store.set_fuel(budget)
-        violation, host_error = None, None
+    def _run(self, hook: str, fn: Callable[..., object] | None, *args: object) -> CallResult:
+        if self._ticker.active:
+            return self._metered(hook, fn, args)
         with self._ticker.running():
-            store.set_epoch_deadline(deadline_ticks(limits.max_call_ms))
-            start = time.perf_counter()
-            self.host.begin_call(time.monotonic() + limits.max_call_ms / 1000)
-            try:
-                body()
-            except GuestFault as fault:
-                violation = Violation(ViolationKind.HOSTCALL, hook, str(fault))
-            except GuestAborted as aborted:
-                violation = _classify(hook, aborted.cause)
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                violation = _classify(hook, exc)
-            except PluginRefused:
-                raise
-            except Exception as exc:  # a host bug surfaced through the call
-                log.exception("host error in %s of plugin %s", hook, self.spec.name)
-                host_error = f"{type(exc).__name__}: {exc}"
-            elapsed = time.perf_counter() - start
-        fuel_used = budget - store.get_fuel() if self._fuel else 0
-        violation = self._memory_violation(hook) or violation
+            return self._metered(hook, fn, args)
+
+    def _metered(
+        self, hook: str, fn: Callable[..., object] | None, args: tuple[object, ...]
+    ) -> CallResult:
+        """One call under fresh fuel and a deadline, counted and checked after.
+
+        `fn` None calls export `hook` with `args`. The executor's hot path
+        (every plugin, every tick), so it is kept flat.
+        """
+        binding = self._binding
+        assert binding is not None, "the sandbox is started"
+        # The deadline is an epoch number: while the epoch has not moved since
+        # the last call armed it, arming it again would set the same number.
+        epoch, ticks = self._ticker.epoch, None
+        if epoch != self._armed_epoch:
+            self._armed_epoch, ticks = epoch, self._ticks
+        budget = self._budget
+        self.host.begin_call(time.monotonic() + self._call_s)
+        violation, host_error = None, None
+        start = time.perf_counter()
+        try:
+            if fn is None:
+                fuel_left, memory = binding.run(budget, ticks, hook, args)  # type: ignore[arg-type]
+            else:
+                binding.arm(budget, ticks)
+                fn(*args)
+                fuel_left, memory = binding.disarm()
+        except Exception as exc:
+            violation, host_error = self._failure(hook, exc)
+            fuel_left, memory = binding.disarm()
+        elapsed = time.perf_counter() - start
+        if memory > self._memory_cap:
+            violation = Violation(
+                ViolationKind.MEMORY,
+                hook,
+                f"linear memory grew past the cap of {self.spec.limits.max_memory_mb} MiB",
+            )
         if violation is not None or host_error is not None:
             self.poisoned = True  # the call stopped part-way: rebuild the instance
-        c = self.host.counters
-        return CallResult(hook, elapsed, fuel_used, c.host_calls, violation, host_error)
+        fuel_used = budget - fuel_left if binding.fuel else 0
+        return CallResult(
+            hook, elapsed, fuel_used, self.host.counters.host_calls, violation, host_error
+        )
 
-    def _memory_violation(self, hook: str) -> Violation | None:
-        size, cap_mb = self.memory_bytes(), self.spec.limits.max_memory_mb
-        if size > cap_mb * 1024 * 1024:
-            return Violation(
-                ViolationKind.MEMORY, hook, f"linear memory grew past the cap of {cap_mb} MiB"
-            )
-        return None
+    def _failure(self, hook: str, exc: Exception) -> tuple[Violation | None, str | None]:
+        """What a call that raised `exc` did: a violation, or a host error."""
+        if isinstance(exc, GuestFault):
+            return Violation(ViolationKind.HOSTCALL, hook, str(exc)), None
+        if isinstance(exc, GuestAborted):
+            return _classify(hook, exc.cause), None
+        if isinstance(exc, (wasmtime.Trap, wasmtime.WasmtimeError)):
+            return _classify(hook, exc), None
+        if isinstance(exc, PluginRefused):
+            raise exc
+        # A host bug surfaced through the call.
+        log.error("host error in %s of plugin %s", hook, self.spec.name, exc_info=exc)
+        return None, f"{type(exc).__name__}: {exc}"
 
     # -- binding -------------------------------------------------------------
 
-    def memory(self, caller: wasmtime.Caller) -> wasmtime.Memory:
-        mem = self._exports.get("memory")
-        if mem is None:  # during instantiation (a start function's host call)
-            mem = caller.get("memory")
-        assert isinstance(mem, wasmtime.Memory)
-        return mem
-
-    def allocator(self, caller: wasmtime.Caller) -> wasmtime.Func:
-        fn = self._exports.get("rv_alloc")
-        if fn is None:
-            fn = caller.get("rv_alloc")
-        assert isinstance(fn, wasmtime.Func)
-        return fn
-
-    def _linker(self) -> wasmtime.Linker:
+    def _linker(self, binding: Binding) -> wasmtime.Linker:
         """A linker with exactly the host functions this module imports.
 
         The loader already refused any import whose capability is not granted,
@@ -283,26 +249,23 @@ class Sandbox:
         """
         linker = wasmtime.Linker(self._engine)
         for name in self.checked.imports:
-            fn = HOST_FUNCTIONS[name]
-            ftype = wasmtime.FuncType(
-                [_VALTYPES[p]() for p in fn.params], [_VALTYPES[r]() for r in fn.results]
-            )
-            linker.define_func(
-                IMPORT_MODULE, name, ftype, self._bind(getattr(self.host, name)), access_caller=True
-            )
+            binding.define(linker, HOST_FUNCTIONS[name], getattr(self.host, name))
         return linker
 
-    def _bind(self, method: Callable[..., int | float]) -> Callable[..., int | float]:
-        name = method.__name__
 
-        def host_call(caller: wasmtime.Caller, *args: Any) -> int | float:
-            if self.in_alloc:
-                # rv_alloc calling back into the host would nest host calls
-                # inside host calls, each deeper on the native stack.
-                raise GuestFault(FaultKind.ABUSE, name, "host call from inside rv_alloc")
-            return method(_Memory(self, caller), *args)
+def make_binding(api: Api, store: wasmtime.Store, fuel: bool) -> Binding:
+    if api == "fast":
+        return FastBinding(store, fuel)
+    return ReferenceBinding(store, fuel)
 
-        return host_call
+
+def resolve_api(api: Api) -> Api:
+    """The binding to use: the fast path unless this wasmtime does not fit it."""
+    why = fastpath.unsupported() if api == "fast" else None
+    if why is not None:
+        log.warning("using wasmtime-py's high-level API, which is slower: %s", why)
+        return "reference"
+    return api
 
 
 def _classify(hook: str, exc: BaseException) -> Violation:

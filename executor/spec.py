@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hostcalls.abi import MAX_MEMORY_BYTES
 from hostcalls.capabilities import Capability
+
+# How the executor reaches wasmtime (executor.binding, executor.fastpath).
+Api = Literal["fast", "reference"]
 
 MAX_MEMORY_MB = MAX_MEMORY_BYTES // (1024 * 1024)
 
@@ -78,3 +82,8 @@ class ExecutorSettings:
     # "epochs": the deadline alone, for users who prefer speed to determinism
     # (a CPU-bound loop runs up to ~3x faster; fuel_per_tick is then unused).
     metering: str = "fuel"
+    # "fast": wasmtime's C API without per-call conversion (executor.fastpath);
+    # "reference": wasmtime-py's high-level API, the behaviour the fast path
+    # must match. Not a user setting: tests run both, and the executor falls
+    # back to the reference by itself when the installed wasmtime does not fit.
+    call_api: Api = "fast"

@@ -153,16 +153,20 @@ class PluginHost:
         self.tick = TickCounters()
         self.deadline = math.inf  # time.monotonic() value the current call must end by
 
-    def begin_tick(self) -> TickCounters:
-        """Start the plugin's turn in a tick; returns the previous tick's counters."""
-        previous, self.tick = self.tick, TickCounters()
-        return previous
+    def begin_tick(self) -> None:
+        """Start the plugin's turn in a tick: fresh throttles."""
+        # On every plugin's every tick: new counters only when the old ones
+        # counted something (most ticks count nothing); bytes_written moves
+        # only with writes.
+        t = self.tick
+        if t.log_lines or t.logs_dropped or t.notifications or t.notifications_dropped or t.writes:
+            self.tick = TickCounters()
 
-    def begin_call(self, deadline: float) -> CallCounters:
-        """Start a hook call: fresh counters; returns the previous call's."""
-        previous, self.counters = self.counters, CallCounters()
+    def begin_call(self, deadline: float) -> None:
+        """Start a hook call: fresh counters (see begin_tick) and its deadline."""
+        if self.counters.host_calls:
+            self.counters = CallCounters()
         self.deadline = deadline
-        return previous
 
     def _result(self, mem: GuestMemory, fn: str, data: bytes | Status | None) -> int:
         if data is None:

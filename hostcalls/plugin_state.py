@@ -196,6 +196,11 @@ class PluginState:
 
     # -- persistence ---------------------------------------------------------
 
+    @property
+    def config_dirty(self) -> bool:
+        """The config overlay changed since the last flush."""
+        return self._config_dirty
+
     def flush(self, *, metrics: bool = True) -> None:
         """Write the files whose content changed since the last flush.
 

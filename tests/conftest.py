@@ -53,12 +53,24 @@ def recorder() -> Recorder:
     return Recorder()
 
 
+@pytest.fixture(params=["fast", "reference"])
+def call_api(request: pytest.FixtureRequest) -> str:
+    """Both ways the executor reaches wasmtime: every executor test runs with
+    the fast path and with the high-level API it must agree with."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_executor(tmp_path: Path, recorder: Recorder) -> Iterator[object]:
+def make_executor(tmp_path: Path, recorder: Recorder, call_api: str) -> Iterator[object]:
     made: list[Executor] = []
 
     def make(**settings: object) -> Executor:
-        opts = {"state_dir": str(tmp_path / "state"), "tick_interval_ms": 50, **settings}
+        opts = {
+            "state_dir": str(tmp_path / "state"),
+            "tick_interval_ms": 50,
+            "call_api": call_api,
+            **settings,
+        }
         ex = Executor(ExecutorSettings(**opts), recorder)  # type: ignore[arg-type]
         made.append(ex)
         return ex
