@@ -62,6 +62,8 @@ class CheckedModule:
 class Compiler(Protocol):
     """What compiles a checked wasm: the executor's ModuleCache, or DirectCompiler."""
 
+    engine: wasmtime.Engine
+
     def compile(self, wasm: bytes, sha256: str) -> wasmtime.Module: ...
 
 
@@ -69,10 +71,10 @@ class DirectCompiler:
     """Compiles without a cache: for checking a plugin that is not to be run here."""
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
+        self.engine = engine
 
     def compile(self, wasm: bytes, sha256: str) -> wasmtime.Module:
-        return wasmtime.Module(self._engine, wasm)
+        return wasmtime.Module(self.engine, wasm)
 
 
 def check_module(spec: PluginSpec, grant: Grant, cache: Compiler) -> CheckedModule:
@@ -89,7 +91,7 @@ def check_module(spec: PluginSpec, grant: Grant, cache: Compiler) -> CheckedModu
     try:
         module = cache.compile(spec.wasm, sha)
     except wasmtime.WasmtimeError as exc:
-        raise PluginRefused(spec.name, f"malformed wasm: {_cause(exc)}") from None
+        raise PluginRefused(spec.name, _compile_failure(cache, spec.wasm, exc)) from None
     imports = _check_imports(spec.name, module, grant)
     hooks = _check_exports(spec, module)
     return CheckedModule(module, imports, hooks)
@@ -118,6 +120,24 @@ def _check_counts(spec: PluginSpec) -> None:
             raise PluginRefused(
                 spec.name, f"the module declares {counts.get(what)} {what}; the limit is {cap}"
             )
+
+
+def _compile_failure(cache: Compiler, wasm: bytes, exc: Exception) -> str:
+    """Malformed wasm, or valid wasm the host had no room to compile.
+
+    wasmtime reports both as one error type; validating (which maps no
+    code) tells them apart, so a host out of memory or of memory mappings
+    (about 4 per loaded plugin; vm.max_map_count on Linux) is not blamed on
+    the plugin.
+    """
+    try:
+        wasmtime.Module.validate(cache.engine, wasm)
+    except wasmtime.WasmtimeError:
+        return f"malformed wasm: {_cause(exc)}"
+    return (
+        f"valid wasm, but the host could not compile it: {_cause(exc)} "
+        "(out of memory, or of memory mappings: see vm.max_map_count on Linux)"
+    )
 
 
 def _cause(exc: Exception) -> str:

@@ -32,6 +32,7 @@ class ModuleCache:
     def __init__(self, directory: Path, engine: wasmtime.Engine, fingerprint: str) -> None:
         self._dir = directory
         self._engine = engine
+        self.engine = engine  # loader.Compiler
         self._fingerprint = fingerprint
         self._key = _host_key(directory / "host.key")
         self.hits = 0

@@ -10,10 +10,12 @@ import hashlib
 from dataclasses import replace
 
 import pytest
+import wasmtime
 
 from executor.executor import Executor
+from executor.loader import check_module
 from executor.spec import Limits
-from hostcalls.capabilities import CapabilityError, parse
+from hostcalls.capabilities import CapabilityError, grant, parse
 from ruvector.errors import PluginRefused
 from tests.plugins import COUNTER, NOOP, PRELUDE, Strings, module, spec
 
@@ -374,3 +376,32 @@ def test_a_function_imported_twice_is_linked_once(make_executor, recorder) -> No
     ex.load(spec("p", module(body, ["log"], prelude=False)))
     ex.tick()
     assert recorder.messages("p") == ["twice", "twice"]
+
+
+class _ExhaustedCompiler:
+    """A host with no room left for code: compiling fails as wasmtime does then."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+
+    def compile(self, wasm: bytes, sha256: str) -> object:
+        raise wasmtime.WasmtimeError(
+            "unable to make memory executable\n\nCaused by:\n"
+            "    Cannot allocate memory (os error 12)"
+        )
+
+
+def test_a_host_out_of_room_is_not_blamed_on_the_plugin(make_executor) -> None:
+    # ~4 memory mappings per loaded plugin: past vm.max_map_count (65530 by
+    # default on Linux), about 16,000 plugins in, compiling fails. The module
+    # is valid, so the refusal must say the host could not, not "malformed".
+    ex = make_executor()
+    good = spec("p", NOOP)
+    with pytest.raises(PluginRefused) as refused:
+        check_module(good, grant((), ()), _ExhaustedCompiler(ex.engine))  # type: ignore[arg-type]
+    assert "valid wasm, but the host could not compile it" in refused.value.reason
+    assert "Cannot allocate memory" in refused.value.reason
+    assert "malformed" not in refused.value.reason
+    bad = spec("p", b"\0asm\x01\0\0\0\x01\x02\x01\x61")  # passes the section count
+    with pytest.raises(PluginRefused, match="malformed wasm"):
+        check_module(bad, grant((), ()), _ExhaustedCompiler(ex.engine))  # type: ignore[arg-type]
