@@ -58,6 +58,10 @@ class Size:
     memory_first_ticks: int = 2  # ticks before the growth baseline
     memory_ticks: int = 5  # ticks over which growth is measured
     churn_plugins: int = 5  # loaded and unloaded in a row
+    # Group 11 (bench.capacity): chrome-tab-limiter plugins.
+    capacity_probe: int = 2  # plugins of the probe executor the bounds come from
+    capacity_max: int = 3  # most plugins of the direct run (FULL: no cap)
+    capacity_ticks: int = 1  # timed ticks of the direct run
 
 
 FULL = Size(
@@ -76,6 +80,9 @@ FULL = Size(
     churn_plugins=1_000,
     processlist_processes=520,
     processlist_hooks=20,
+    capacity_probe=200,
+    capacity_max=1_000_000,
+    capacity_ticks=3,
 )
 QUICK = Size(
     repeats=3,
@@ -97,6 +104,9 @@ QUICK = Size(
     churn_plugins=200,
     processlist_processes=520,
     processlist_hooks=5,
+    capacity_probe=100,
+    capacity_max=2_000,
+    capacity_ticks=2,
 )
 
 
@@ -149,6 +159,12 @@ class Lab:
             for plugin in ex.plugins.values():
                 if plugin.metrics.violations or not plugin.enabled:
                     raise RuntimeError(f"bench plugin {plugin.name} broke a limit")
+
+    def retire(self) -> None:
+        """Check and shut down every executor made so far."""
+        self.check()
+        self.close()
+        self._made.clear()
 
     def close(self) -> None:
         for ex in self._made:

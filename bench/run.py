@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import capacity, processlist, reconcile, registry, report, scale
 from bench import figures as executor_figures
-from bench import processlist, reconcile, registry, report, scale
 from bench.figures import FULL, QUICK, Figure, Lab, Size
 
 GROUPS = (
@@ -22,6 +22,7 @@ GROUPS = (
     registry.registry_reconcile,
     scale.scale,
     processlist.process_list,
+    capacity.capacity,
 )
 
 
