@@ -478,3 +478,23 @@ def test_closing_frees_the_store_and_the_callbacks() -> None:
     del inst, binding
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, FastBinding)]
+
+
+def test_another_wasmtime_falls_back_to_the_reference_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from executor.executor import Executor
+    from executor.spec import ExecutorSettings
+    from tests.plugins import COUNTER, spec
+
+    monkeypatch.setattr(fastpath, "wasmtime_version", lambda: "51.0.0")
+    ex = Executor(ExecutorSettings(state_dir=str(tmp_path)))
+    try:
+        assert ex.api == "reference"
+        assert "wasmtime 51.0.0 is installed" in caplog.text
+        plugin = ex.load(spec("counter", COUNTER))
+        assert isinstance(plugin.sandbox._binding, ReferenceBinding)
+        ex.tick()
+        assert plugin.metrics.calls == 2 and not plugin.metrics.violations  # on_init, on_tick
+    finally:
+        ex.shutdown()
