@@ -155,7 +155,12 @@ class _RawMemory(CheckedMemory):
         self._binding = binding
         self.caller = 0  # wasmtime_caller_t* of the current host call
         self._slots = _Slots()  # rv_alloc's, apart from the hook call's
-        self._extern = ffi.wasmtime_extern_t()
+        # One out-param per kind: the memory's must not be overwritten by
+        # looking up rv_alloc while it is in use.
+        self._externs = {
+            _EXTERN_MEMORY: ffi.wasmtime_extern_t(),
+            _EXTERN_FUNC: ffi.wasmtime_extern_t(),
+        }
 
     def _context(self) -> int:
         return int(_caller_context(self.caller))
@@ -168,7 +173,7 @@ class _RawMemory(CheckedMemory):
         return ctypes.addressof(self._lookup(b"memory", _EXTERN_MEMORY).memory)
 
     def _lookup(self, name: bytes, kind: int) -> Any:
-        ext = self._extern
+        ext = self._externs[kind]
         if not _caller_export(self.caller, name, len(name), ctypes.addressof(ext)):
             raise wasmtime.WasmtimeError(f"the instance has no export {name.decode()}")
         if typing.cast(int, ext.kind) != kind:
