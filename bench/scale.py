@@ -8,8 +8,9 @@
   over many ticks, and load + unload of many plugins in a row.
 
 RSS is of the whole bench process, so the absolute figure includes the
-interpreter, the bench and the earlier groups' executors: an upper bound for
-the executor's own. Memory figures are single readings, not repeats.
+interpreter, the bench and what earlier groups left allocated (their
+executors are shut down first): an upper bound for the executor's own.
+Memory figures are single readings, not repeats.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def _live(kind: type) -> int:
 def memory(lab: Lab, size: Size) -> list[Figure]:
     """RSS with idle plugins loaded, its growth over ticks, and load/unload churn."""
     count = size.memory_plugins
+    lab.retire()  # earlier groups' executors would count in the RSS
     before = _rss()
     ex = _loaded(lab, "memory", count, fixtures.NOOP)
     loaded = _rss()
