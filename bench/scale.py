@@ -2,8 +2,10 @@
 
 - tick time beyond the shared sample over 1, 10, 100 and 500 no-op plugins
   (group 3's fixture and method), per plugin, and two linearity ratios;
-- plugins doing real work (each reads the process list once per tick and
-  walks it), and the plugin count one tick every 5 s could carry, derived;
+- plugins doing light work (each reads the process list once per tick and
+  counts its entries) at two counts, on the machine's own processes; how
+  many plugins a 5 s tick carries is group 11's (bench.capacity), with a
+  real plugin at 520 processes;
 - resident memory (RSS of this process) with 100 idle plugins, its growth
   over many ticks, and load + unload of many plugins in a row.
 
@@ -131,7 +133,6 @@ def process_scan_scale(lab: Lab, size: Size) -> list[Figure]:
     marginal = [
         (b - a) / (large - small) for a, b in zip(t[str(small)], t[str(large)], strict=True)
     ]
-    sustained = [TICK_INTERVAL_S / c for c in per[large]]
     processes = executors[small].current_sample(processes=True).processes or ()
     g = "9. scale: plugins each reading the process list once per tick"
     return [
@@ -143,9 +144,6 @@ def process_scan_scale(lab: Lab, size: Size) -> list[Figure]:
         Figure(g, f"per plugin beyond the sample, {small} plugins", Stat.of(per[small]), "µs"),
         Figure(g, f"per plugin beyond the sample, {large} plugins", Stat.of(per[large]), "µs"),
         Figure(g, f"one more plugin, {small}-{large}", Stat.of(marginal), "µs"),
-        Figure(
-            g, f"derived: plugins per 5 s tick (5 s / per plugin at {large})", _n(sustained), "n"
-        ),
     ]
 
 
