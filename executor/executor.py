@@ -93,7 +93,8 @@ class Executor:
         )
         self.state_dir = Path(self.settings.state_dir)
         self.engine = make_engine(self.engine_settings)
-        self.api = resolve_api(self.settings.call_api)
+        # A status note when the fast path had to give way (wasmtime version).
+        self.api, self.api_note = resolve_api(self.settings.call_api)
         self.ticker = EpochTicker(self.engine)
         try:
             self.cache = ModuleCache(
@@ -281,6 +282,8 @@ class Executor:
             "ticks": self.tick_count,
             "overruns": self.overruns,
             "profile": self.profile,
+            "call_api": self.api,
+            "call_api_note": self.api_note,
             "plugins": {name: _plugin_status(p) for name, p in self.plugins.items()},
             "refused": dict(self.refused),
         }

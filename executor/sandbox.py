@@ -259,13 +259,16 @@ def make_binding(api: Api, store: wasmtime.Store, fuel: bool) -> Binding:
     return ReferenceBinding(store, fuel)
 
 
-def resolve_api(api: Api) -> Api:
-    """The binding to use: the fast path unless this wasmtime does not fit it."""
+def resolve_api(api: Api) -> tuple[Api, str | None]:
+    """The binding to use, and why it is not the one asked for (or None).
+
+    The fast path, unless the installed wasmtime does not fit it.
+    """
     why = fastpath.unsupported() if api == "fast" else None
     if why is not None:
         log.warning("using wasmtime-py's high-level API, which is slower: %s", why)
-        return "reference"
-    return api
+        return "reference", why
+    return api, None
 
 
 def _classify(hook: str, exc: BaseException) -> Violation:

@@ -312,6 +312,18 @@ def test_run_follows_each_edit_of_ruvector_toml(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def test_status_says_when_the_executor_runs_on_the_slower_api(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "")
+    state = tmp_path / "state"
+    state.mkdir()
+    note = "wasmtime 51.0.0 is installed; the fast path is built for 50.x"
+    published = {"pid": os.getpid(), "ticks": 3, "profile": "default", "plugins": {}}
+    published |= {"refused": {}, "call_api": "reference", "call_api_note": note}
+    (state / "executor.json").write_text(json.dumps(published))
+    text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+    assert f"on wasmtime-py's slower high-level API: {note}" in text, text
+
+
 def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path) -> None:
     spinner = make_plugin_dir(
         tmp_path, "spinner", module('(func (export "on_tick") (param i32) (loop $l (br $l)))'), []
@@ -350,6 +362,7 @@ def test_status_shows_desired_installed_and_the_running_executor(tmp_path: Path)
         assert spin["disabled_for_violations"] and spin["violations"] == 3
         text = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
         assert f"executor: running (pid {proc.pid}" in text and "disabled: 3 violations" in text
+        assert report["executor"]["call_api"] == "fast" and "slower" not in text
         assert "auto-update: off" in text
         assert "refused at load: import ruvector.show_notification" in text
         assert report["auto_update"] == {

@@ -496,5 +496,8 @@ def test_another_wasmtime_falls_back_to_the_reference_with_a_warning(
         assert isinstance(plugin.sandbox._binding, ReferenceBinding)
         ex.tick()
         assert plugin.metrics.calls == 2 and not plugin.metrics.violations  # on_init, on_tick
+        status = ex.status()
+        assert status["call_api"] == "reference"
+        assert "51.0.0" in str(status["call_api_note"])
     finally:
         ex.shutdown()

@@ -30,6 +30,8 @@ def status_command(config_path: Path, as_json: bool) -> None:
     if executor:
         pid, ticks, profile = executor["pid"], executor["ticks"], executor["profile"]
         click.echo(f"executor: running (pid {pid}, {ticks} ticks, profile {profile})")
+        if executor.get("call_api_note"):
+            click.echo(f"  on wasmtime-py's slower high-level API: {executor['call_api_note']}")
     else:
         click.echo("executor: not running")
     click.echo(
