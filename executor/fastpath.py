@@ -180,6 +180,20 @@ class _RawMemory(CheckedMemory):
             raise wasmtime.WasmtimeError(f"export {name.decode()} has the wrong kind")
         return ext.of
 
+    def _start_alloc(self) -> int:
+        """rv_alloc during a start function, looked up through the caller.
+
+        Its type is checked before the unchecked call, as _bind checks the
+        exports it keeps: a wrong one would abort the process, not trap.
+        """
+        func = self._lookup(b"rv_alloc", _EXTERN_FUNC).func
+        ctx = ctypes.cast(self._context(), ctypes.POINTER(ffi.wasmtime_context_t))
+        ftype = wasmtime.FuncType._from_ptr(ffi.wasmtime_func_type(ctx, ctypes.byref(func)), None)
+        want = REQUIRED_EXPORTS["rv_alloc"]
+        if _signature(ftype) != (want.params, want.results):
+            raise wasmtime.WasmtimeError("export rv_alloc does not have the type of ABI v1")
+        return ctypes.addressof(func)
+
     def _size(self) -> int:
         return int(_data_size(self._context(), self._memory()))
 
@@ -192,9 +206,7 @@ class _RawMemory(CheckedMemory):
         ctypes.memmove(base + ptr, data, len(data))
 
     def _alloc(self, size: int) -> int:
-        alloc = self._binding.alloc_addr
-        if not alloc:
-            alloc = ctypes.addressof(self._lookup(b"rv_alloc", _EXTERN_FUNC).func)
+        alloc = self._binding.alloc_addr or self._start_alloc()
         slots = self._slots
         slots.i32[0].value = size
         err = _call(self._context(), alloc, slots.addr, 1, slots.trap_addr)
@@ -239,9 +251,7 @@ class FastBinding:
             callback, None, None,
         )  # fmt: skip
         if err:
-            raise wasmtime.WasmtimeError._from_ptr(
-                ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
-            )
+            _raise_error(err)
 
     def _host_call(
         self,
@@ -251,6 +261,9 @@ class FastBinding:
     ) -> Any:
         mem, name = self.memory, fn.name
         params = tuple((_RAW_TYPES[p], _RAW * i) for i, p in enumerate(fn.params))
+        # ctypes would take an int or a bool for an f64; wasmtime-py refuses
+        # them, and so does this, so a host bug shows alike in both.
+        floats = out is c_double
 
         # Everything is caught: an exception must not unwind through wasm.
         # It is kept and raised again once the call is back in Python, as
@@ -263,6 +276,8 @@ class FastBinding:
                     value = handler(mem, *[t.from_address(raw + at).value for t, at in params])
                 else:
                     value = handler(mem)
+                if floats and type(value) is not float:
+                    raise TypeError(f"{name} returned {type(value).__name__}, not float")
                 out.from_address(raw).value = value
                 return 0
             except BaseException as exc:  # handed back to the caller
@@ -286,7 +301,7 @@ class FastBinding:
             fn = exports.get(name)
             if fn is None:
                 continue
-            if not isinstance(fn, wasmtime.Func) or _signature(fn, self.store) != (
+            if not isinstance(fn, wasmtime.Func) or _signature(fn.type(self.store)) != (
                 want.params,
                 want.results,
             ):
@@ -297,24 +312,33 @@ class FastBinding:
             raise wasmtime.WasmtimeError("the instance exports no linear memory")
         self.memory_addr = ctypes.addressof(mem._memory)
         self._memory = c_void_p(self.memory_addr)
-        self.alloc_addr = ctypes.addressof(self._funcs["rv_alloc"].func._func)
+        alloc = self._funcs.get("rv_alloc")
+        if alloc is None:
+            raise wasmtime.WasmtimeError("the instance exports no rv_alloc")
+        self.alloc_addr = ctypes.addressof(alloc.func._func)
 
     # -- calls ---------------------------------------------------------------
 
     def arm(self, fuel: int, ticks: int | None) -> None:
-        ctx = self._ctx
-        if self.fuel and _set_fuel(ctx, fuel):
-            raise wasmtime.WasmtimeError("cannot set fuel: the engine does not meter it")
+        ctx = self._live()
+        if self.fuel and (err := _set_fuel(ctx, fuel)):
+            _raise_error(err)
         if ticks is not None:
             _set_deadline(ctx, ticks)
 
     def disarm(self) -> tuple[int, int]:
-        ctx, left = self._ctx, 0
+        ctx, left = self._live(), 0
         if self.fuel:
-            if _get_fuel(ctx, self._fuel_addr):
-                raise wasmtime.WasmtimeError("cannot read fuel: the engine does not meter it")
+            if err := _get_fuel(ctx, self._fuel_addr):
+                _raise_error(err)
             left = self._fuel.value
         return left, (_data_size(ctx, self._memory) if self.memory_addr else 0)
+
+    def _live(self) -> c_void_p:
+        """The store's context; ValueError once closed (a NULL would crash)."""
+        if not self._ctx.value:
+            raise ValueError("the store is closed")
+        return self._ctx
 
     def call(self, export: str, *args: int) -> int | None:
         fn, slots = self._funcs[export], self._slots
@@ -341,8 +365,8 @@ class FastBinding:
         if n != fn.nargs:
             raise TypeError(f"{export} takes {fn.nargs} arguments, not {n}")
         metered = self.fuel
-        if metered and _set_fuel(ctx, fuel):
-            raise wasmtime.WasmtimeError("cannot set fuel: the engine does not meter it")
+        if metered and (err := _set_fuel(ctx, fuel)):
+            _raise_error(err)
         if ticks is not None:
             _set_deadline(ctx, ticks)
         if n == 1:
@@ -354,7 +378,8 @@ class FastBinding:
         if err or slots.trap.value:
             self.raise_failure(err, slots)
         if metered:
-            _get_fuel(ctx, self._fuel_addr)
+            if err := _get_fuel(ctx, self._fuel_addr):
+                _raise_error(err)
             return self._fuel.value, _data_size(ctx, self._memory)
         return 0, _data_size(ctx, self._memory)
 
@@ -363,9 +388,7 @@ class FastBinding:
         trap, slots.trap.value = slots.trap.value, None
         failure: Exception
         if err:
-            failure = wasmtime.WasmtimeError._from_ptr(
-                ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t))
-            )
+            failure = _error(err)
         else:
             failure = wasmtime.Trap._from_ptr(
                 ctypes.cast(trap or 0, ctypes.POINTER(ffi.wasm_trap_t))
@@ -382,7 +405,7 @@ class FastBinding:
         return int(_data_size(self._ctx, self._memory)) if self.memory_addr else 0
 
     def write(self, ptr: int, data: bytes) -> None:
-        base = _data(self._ctx, self._memory) or 0
+        base = _data(self._live(), self._memory) or 0
         ctypes.memmove(base + ptr, data, len(data))
 
     def close(self) -> None:
@@ -395,6 +418,14 @@ class FastBinding:
         self.pending = None
 
 
-def _signature(fn: wasmtime.Func, store: wasmtime.Store) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    ftype = fn.type(store)
+def _signature(ftype: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(map(str, ftype.params)), tuple(map(str, ftype.results))
+
+
+def _error(err: int) -> wasmtime.WasmtimeError:
+    """wasmtime's error, owned (and freed) by the Python object."""
+    return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def _raise_error(err: int) -> typing.NoReturn:
+    raise _error(err)

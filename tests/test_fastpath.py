@@ -501,3 +501,65 @@ def test_another_wasmtime_falls_back_to_the_reference_with_a_warning(
         assert "51.0.0" in str(status["call_api_note"])
     finally:
         ex.shutdown()
+
+
+# -- what the review found (each crashed the process or differed before) -------------
+
+
+def test_a_start_functions_rv_alloc_of_the_wrong_type_is_refused_not_called() -> None:
+    # The loader refuses such a module; the fast path must not rely on that:
+    # called unchecked with the wrong arity, wasmtime aborts the process.
+    wat = START.replace(
+        '(func (export "rv_alloc") (param $n i32) (result i32) (local $p i32)',
+        '(func (export "rv_alloc") (param $n i32) (param i32) (result i32) (local $p i32)',
+    )
+
+    def echo(mem: CheckedMemory, level: int, ptr: int, n: int) -> int:
+        return mem.write_result("log", b"x")
+
+    for api in MAKERS:
+        with pytest.raises(GuestAborted):
+            make(api, wat, {"log": echo})
+
+
+@pytest.mark.parametrize("value", [50, True, None])
+def test_an_f64_host_function_must_answer_a_float(value: object) -> None:
+    for api in MAKERS:
+        inst = make(api, answers={"get_cpu_usage": lambda mem: value})
+        kind, detail = outcome(inst, partial(inst.run, "on_tick", CPU))
+        inst.binding.close()
+        assert kind == "TypeError", (api, detail)
+
+
+@pytest.mark.parametrize("use", ["arm", "disarm", "write", "run"])
+def test_a_closed_binding_raises_instead_of_touching_freed_memory(use: str) -> None:
+    inst = make("fast")
+    binding = inst.binding
+    binding.close()
+    calls: dict[str, Callable[[], object]] = {
+        "arm": lambda: binding.arm(FUEL, 10),
+        "disarm": binding.disarm,
+        "write": lambda: binding.write(0, b"x"),
+        "run": lambda: binding.run(FUEL, 10, "on_tick", (NOP,)),
+    }
+    with pytest.raises((ValueError, KeyError)):
+        calls[use]()
+
+
+def test_fuel_asked_of_an_engine_without_it_is_the_same_error() -> None:
+    engine = make_engine(EngineSettings(fuel=False))
+    module = wasmtime.Module(
+        engine,
+        """(module (memory (export "memory") 1)
+             (func (export "rv_alloc") (param i32) (result i32) (i32.const 0)))""",
+    )
+    messages = []
+    for make_binding in MAKERS.values():
+        store = wasmtime.Store(engine)
+        binding = make_binding(store, True)
+        binding.instantiate(wasmtime.Linker(engine), module)
+        with pytest.raises(wasmtime.WasmtimeError) as failed:
+            binding.arm(FUEL, 10)
+        messages.append(str(failed.value))
+        binding.close()
+    assert messages[0] == messages[1] and "fuel is not configured" in messages[0]
