@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import wasmtime
@@ -32,6 +33,14 @@ _VALTYPES = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64, "f64": wa
 
 # A host function as the sandbox gives it: (memory, *wasm arguments) -> result.
 Handler = Callable[..., int | float]
+
+
+@dataclass(frozen=True)
+class Meter:
+    """What every call into one store gets: fixed for the store's life."""
+
+    fuel: int | None  # the fuel budget of a call; None: the engine meters none
+    ticks: int  # the deadline, in epoch ticks from when it is armed
 
 
 def func_type(fn: HostFunction) -> wasmtime.FuncType:
@@ -110,7 +119,7 @@ class Binding(Protocol):
     (GuestFault, GuestAborted, a host bug) when it aborted the call.
     """
 
-    fuel: bool  # the engine meters fuel
+    meter: Meter
 
     def define(self, linker: wasmtime.Linker, fn: HostFunction, handler: Handler) -> None:
         """Link host function `fn` (ABI v1) to `handler`."""
@@ -118,9 +127,9 @@ class Binding(Protocol):
     def instantiate(self, linker: wasmtime.Linker, module: wasmtime.Module) -> None:
         """Instantiate, running any start function, and bind the exports."""
 
-    def arm(self, fuel: int, ticks: int | None) -> None:
-        """Before a call: refill the fuel (if metered); set the deadline `ticks`
-        epochs from now, or keep the one set before if None."""
+    def arm(self, deadline: bool) -> None:
+        """Before a call: refill the fuel (if metered); with `deadline`, set
+        the deadline afresh, else keep the one set before."""
 
     def disarm(self) -> tuple[int, int]:
         """After a call: (fuel left, 0 if not metered; bytes of linear memory)."""
@@ -128,9 +137,7 @@ class Binding(Protocol):
     def call(self, export: str, *args: int) -> int | None:
         """Call an export the loader checked; its i32 result, if any."""
 
-    def run(
-        self, fuel: int, ticks: int | None, export: str, args: tuple[int, ...]
-    ) -> tuple[int, int]:
+    def run(self, deadline: bool, export: str, args: tuple[int, ...]) -> tuple[int, int]:
         """arm, call and disarm in one: the hot path, for a hook call."""
 
     def memory_size(self) -> int:
@@ -174,9 +181,9 @@ class _CallerMemory(CheckedMemory):
 class ReferenceBinding:
     """wasmtime-py's high-level API: the reference the fast path agrees with."""
 
-    def __init__(self, store: wasmtime.Store, fuel: bool) -> None:
+    def __init__(self, store: wasmtime.Store, meter: Meter) -> None:
         self.store = store
-        self.fuel = fuel
+        self.meter = meter
         self.exports: dict[str, Any] = {}
         self.memory = _CallerMemory(self)
 
@@ -194,23 +201,22 @@ class ReferenceBinding:
         instance = linker.instantiate(self.store, module)
         self.exports = dict(instance.exports(self.store))
 
-    def arm(self, fuel: int, ticks: int | None) -> None:
-        if self.fuel:
-            self.store.set_fuel(fuel)
-        if ticks is not None:
-            self.store.set_epoch_deadline(ticks)
+    def arm(self, deadline: bool) -> None:
+        if self.meter.fuel is not None:
+            self.store.set_fuel(self.meter.fuel)
+        if deadline:
+            self.store.set_epoch_deadline(self.meter.ticks)
 
     def disarm(self) -> tuple[int, int]:
-        return (self.store.get_fuel() if self.fuel else 0), self.memory_size()
+        metered = self.meter.fuel is not None
+        return (self.store.get_fuel() if metered else 0), self.memory_size()
 
     def call(self, export: str, *args: int) -> int | None:
         result = self.exports[export](self.store, *args)
         return None if result is None else int(result)
 
-    def run(
-        self, fuel: int, ticks: int | None, export: str, args: tuple[int, ...]
-    ) -> tuple[int, int]:
-        self.arm(fuel, ticks)
+    def run(self, deadline: bool, export: str, args: tuple[int, ...]) -> tuple[int, int]:
+        self.arm(deadline)
         self.call(export, *args)
         return self.disarm()
 

@@ -34,7 +34,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from executor.binding import CheckedMemory, Handler, func_type
+from executor.binding import CheckedMemory, Handler, Meter, func_type
 from executor.engine import wasmtime_version
 from hostcalls.abi import IMPORT_MODULE, LIFECYCLE_EXPORTS, REQUIRED_EXPORTS, Export, HostFunction
 
@@ -222,9 +222,13 @@ class FastBinding:
     sandbox calls before it closes the store.
     """
 
-    def __init__(self, store: wasmtime.Store, fuel: bool) -> None:
+    def __init__(self, store: wasmtime.Store, meter: Meter) -> None:
         self.store = store
-        self.fuel = fuel
+        self.meter = meter
+        self._metered = meter.fuel is not None
+        # As ctypes objects, passed as they are: see _Slots.
+        self._budget = c_uint64(meter.fuel or 0)
+        self._ticks = c_uint64(meter.ticks)
         self._ctx = c_void_p(_addr(store._context()))
         self._funcs: dict[str, _Func] = {}
         self._callbacks: list[Any] = []  # alive as long as the store may call them
@@ -319,16 +323,16 @@ class FastBinding:
 
     # -- calls ---------------------------------------------------------------
 
-    def arm(self, fuel: int, ticks: int | None) -> None:
+    def arm(self, deadline: bool) -> None:
         ctx = self._live()
-        if self.fuel and (err := _set_fuel(ctx, fuel)):
+        if self._metered and (err := _set_fuel(ctx, self._budget)):
             _raise_error(err)
-        if ticks is not None:
-            _set_deadline(ctx, ticks)
+        if deadline:
+            _set_deadline(ctx, self._ticks)
 
     def disarm(self) -> tuple[int, int]:
         ctx, left = self._live(), 0
-        if self.fuel:
+        if self._metered:
             if err := _get_fuel(ctx, self._fuel_addr):
                 _raise_error(err)
             left = self._fuel.value
@@ -355,20 +359,18 @@ class FastBinding:
             self.raise_failure(err, slots)
         return views[0].value if fn.result else None
 
-    def run(
-        self, fuel: int, ticks: int | None, export: str, args: tuple[int, ...]
-    ) -> tuple[int, int]:
+    def run(self, deadline: bool, export: str, args: tuple[int, ...]) -> tuple[int, int]:
         # arm(), call() and disarm() in one frame: this is every plugin's
         # every tick, where each Python call and attribute read shows.
         fn, slots, ctx = self._funcs[export], self._slots, self._ctx
         n = len(args)
         if n != fn.nargs:
             raise TypeError(f"{export} takes {fn.nargs} arguments, not {n}")
-        metered = self.fuel
-        if metered and (err := _set_fuel(ctx, fuel)):
+        metered = self._metered
+        if metered and (err := _set_fuel(ctx, self._budget)):
             _raise_error(err)
-        if ticks is not None:
-            _set_deadline(ctx, ticks)
+        if deadline:
+            _set_deadline(ctx, self._ticks)
         if n == 1:
             slots.first.value = args[0]
         else:

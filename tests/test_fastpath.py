@@ -22,7 +22,7 @@ import pytest
 import wasmtime
 
 from executor import fastpath
-from executor.binding import Binding, CheckedMemory, ReferenceBinding
+from executor.binding import Binding, CheckedMemory, Meter, ReferenceBinding
 from executor.engine import EngineSettings, make_engine
 from executor.fastpath import FastBinding
 from executor.sandbox import _classify
@@ -31,6 +31,7 @@ from hostcalls.guest import FaultKind, GuestAborted, GuestFault
 from tests.plugins import import_line
 
 FUEL = 10_000_000
+METER = Meter(FUEL, 1000)
 ENGINE = make_engine(EngineSettings())
 
 # Allocation modes, set through on_memory_pressure(mode).
@@ -89,7 +90,7 @@ MODULE = f"""(module
 )"""
 NOP, UNREACHABLE, OOB, DIV, RECURSE, LOOP, NOTE, METRIC, LOG, PROCESS_MEMORY, CPU = range(11)
 
-MAKERS: dict[str, Callable[[wasmtime.Store, bool], Binding]] = {
+MAKERS: dict[str, Callable[[wasmtime.Store, Meter], Binding]] = {
     "reference": ReferenceBinding,
     "fast": FastBinding,
 }
@@ -128,8 +129,8 @@ class Instance:
     host: Host
     module: wasmtime.Module
 
-    def run(self, export: str, *args: int, fuel: int = FUEL, ticks: int = 1000) -> tuple[int, int]:
-        return self.binding.run(fuel, ticks, export, args)
+    def run(self, export: str, *args: int) -> tuple[int, int]:
+        return self.binding.run(True, export, args)
 
     store: wasmtime.Store
 
@@ -146,12 +147,15 @@ class Instance:
 
 
 def make(
-    api: str, wat: str = MODULE, answers: dict[str, Callable[..., Any]] | None = None
+    api: str,
+    wat: str = MODULE,
+    answers: dict[str, Callable[..., Any]] | None = None,
+    meter: Meter = METER,
 ) -> Instance:
     store = wasmtime.Store(ENGINE)
     store.set_epoch_deadline(1000)
     store.set_fuel(FUEL)
-    binding = MAKERS[api](store, True)
+    binding = MAKERS[api](store, meter)
     host = Host(answers={**DEFAULT_ANSWERS, **(answers or {})})
     module = wasmtime.Module(ENGINE, wat)
     linker = wasmtime.Linker(ENGINE)
@@ -275,10 +279,10 @@ def test_traps_are_classified_alike(
 
 def test_a_deadline_interrupts_alike() -> None:
     for api in MAKERS:
-        inst = make(api)
+        inst = make(api, meter=Meter(10**15, 1))
         ticker = EngineTicker()
         try:
-            inst.binding.arm(10**15, 1)
+            inst.binding.arm(True)
             with ticker:
                 got = outcome(inst, partial(inst.binding.call, "on_tick", LOOP))
         finally:
@@ -306,12 +310,14 @@ class EngineTicker:
         self.thread.join()
 
 
-def test_fuel_left_after_a_trap_is_read_alike(both: dict[str, Instance]) -> None:
+def test_fuel_left_after_a_trap_is_read_alike() -> None:
     left = {}
-    for api, inst in both.items():
+    for api in MAKERS:
+        inst = make(api, meter=Meter(5000, 1000))
         with pytest.raises(wasmtime.Trap):
-            inst.run("on_tick", LOOP, fuel=5000)
+            inst.run("on_tick", LOOP)
         left[api] = inst.binding.disarm()
+        inst.binding.close()
     assert left["fast"] == left["reference"] == (0, 65536)
 
 
@@ -537,10 +543,10 @@ def test_a_closed_binding_raises_instead_of_touching_freed_memory(use: str) -> N
     binding = inst.binding
     binding.close()
     calls: dict[str, Callable[[], object]] = {
-        "arm": lambda: binding.arm(FUEL, 10),
+        "arm": lambda: binding.arm(True),
         "disarm": binding.disarm,
         "write": lambda: binding.write(0, b"x"),
-        "run": lambda: binding.run(FUEL, 10, "on_tick", (NOP,)),
+        "run": lambda: binding.run(True, "on_tick", (NOP,)),
     }
     with pytest.raises((ValueError, KeyError)):
         calls[use]()
@@ -556,10 +562,10 @@ def test_fuel_asked_of_an_engine_without_it_is_the_same_error() -> None:
     messages = []
     for make_binding in MAKERS.values():
         store = wasmtime.Store(engine)
-        binding = make_binding(store, True)
+        binding = make_binding(store, Meter(FUEL, 10))
         binding.instantiate(wasmtime.Linker(engine), module)
         with pytest.raises(wasmtime.WasmtimeError) as failed:
-            binding.arm(FUEL, 10)
+            binding.arm(True)
         messages.append(str(failed.value))
         binding.close()
     assert messages[0] == messages[1] and "fuel is not configured" in messages[0]
