@@ -16,6 +16,7 @@ class PluginMetrics:
     logs_dropped: int = 0
     events_dropped: int = 0
     violations: int = 0
+    host_errors: int = 0  # calls a fault of the host aborted: not the plugin's strikes
     restarts: int = 0
 
     @property

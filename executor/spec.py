@@ -87,3 +87,6 @@ class ExecutorSettings:
     # must match. Not a user setting: tests run both, and the executor falls
     # back to the reference by itself when the installed wasmtime does not fit.
     call_api: Api = "fast"
+    # How often, at most, state/executor.json (what `ruvector status` shows of
+    # a running executor) is rewritten; at the default 5 s tick, every tick.
+    status_interval_s: float = 1.0

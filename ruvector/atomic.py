@@ -8,10 +8,13 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     """Write `data` to `path` through a temp file, fsync and rename.
 
     The directory is fsynced too, so the rename itself survives a crash.
+    `durable=False` skips both fsyncs: readers still see the old file or the
+    new one, never a part, but a power cut may lose the write. For files
+    rewritten all the time that only report (the executor's status).
     Raises OSError from the OS unchanged.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,14 +23,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(directory: Path) -> None:
