@@ -12,13 +12,17 @@ Three bounds, each from a probe executor of `capacity_probe` plugins:
 - CPU: (5 s - the shared sample) / one plugin's share of a tick. The
   executor ticks on one thread, so this is one core's worth.
 - memory mappings (Linux): wasmtime maps code and a memory reservation per
-  instance, about 4 mappings a plugin; the process may hold
+  instance, about 6 mappings a plugin (measured); the process may hold
   vm.max_map_count of them. (limit - mappings now) / mappings per plugin.
 - RAM: available memory / resident bytes per plugin after a tick.
 
 The smallest bound is the capacity. The group then loads that many, less
-10% (and at most `capacity_max`), into one executor and times real ticks:
-the direct measurement the derived figure has to agree with.
+10% (and at most `capacity_max`), into one executor and times
+`capacity_ticks` real ticks after an untimed one. From the direct run come
+the same per-plugin figures again (tick time, memory), to compare with the
+probe's, and the CPU bound they imply. The memory-mapping bound is a setting
+of the machine (vm.max_map_count), not of ruvector: raising it moves the
+capacity up to the next bound.
 """
 
 from __future__ import annotations
@@ -50,10 +54,12 @@ def capacity(lab: Lab, size: Size) -> list[Figure]:
     with _at_least(size.processlist_processes):
         probe = _probe(lab, wasm, size)
         count = min(int(min(probe.bounds.values()) * MARGIN), size.capacity_max)
-        direct = _direct(lab, wasm, count, size.capacity_ticks)
+        direct = _direct(lab, wasm, count, size.capacity_ticks, probe.fuel)
     g = "11. capacity: chrome-tab-limiter (C SDK) plugins at a 5 s tick"
     g2 = f"11. capacity, measured directly: {count} chrome-tab-limiter plugins in one executor"
     bounds = [Figure(g, f"derived: {what} bound", _n(n), "n") for what, n in probe.bounds.items()]
+    per_plugin = [(t - direct.sample) / count for t in direct.ticks]
+    cpu_bound = [(TICK_INTERVAL_S - direct.sample) / p for p in per_plugin]
     return [
         Figure(g, "processes on the machine", _n(probe.processes), "n"),
         Figure(g, "fuel per on_tick (parsing the whole list)", _n(probe.fuel), "n"),
@@ -67,6 +73,13 @@ def capacity(lab: Lab, size: Size) -> list[Figure]:
         Figure(g2, "Executor.tick()", Stat.of(direct.ticks), "ms", TICK_INTERVAL_S * 1000),
         Figure(
             g2, "tick / the 5 s interval", Stat.of([t / TICK_INTERVAL_S for t in direct.ticks]), "x"
+        ),
+        Figure(
+            g2, "a plugin's share of a tick ((tick - sample) / plugins)", Stat.of(per_plugin), "µs"
+        ),
+        Figure(g2, "derived from it: CPU (one core) bound", Stat.of(cpu_bound), "n"),
+        Figure(
+            g2, "resident memory per plugin, loaded and ticked", _n(direct.rss_per_plugin), "kB"
         ),
         Figure(g2, "RSS of the bench process", _n(direct.rss), "MB"),
     ]
@@ -110,7 +123,8 @@ def _probe(lab: Lab, wasm: bytes, size: Size) -> _Probe:
     p.sample = Stat.of(samples)
     p.processes = len(ex.current_sample(processes=True).processes or ())
     metrics = [plugin.metrics for plugin in ex.plugins.values()]
-    p.fuel = sum(m.fuel_used for m in metrics) / sum(m.calls for m in metrics if m.calls)
+    p.fuel = sum(m.fuel_used for m in metrics) / sum(m.ticks for m in metrics)
+    _check(ex, p.fuel)
     ex.shutdown()
     p.bounds["CPU (one core)"] = (TICK_INTERVAL_S - p.sample.median) / p.per_plugin.median
     limit = _map_limit()
@@ -126,11 +140,14 @@ class _Direct:
         self.load_s = 0.0
         self.ticks: list[float] = []
         self.rss = 0.0
+        self.rss_per_plugin = 0.0
+        self.sample = 0.0
 
 
-def _direct(lab: Lab, wasm: bytes, count: int, ticks: int) -> _Direct:
+def _direct(lab: Lab, wasm: bytes, count: int, ticks: int, fuel: float) -> _Direct:
     d = _Direct()
     ex = lab.executor("capacity-direct")
+    before = _rss()
     start = time.perf_counter()
     refused = ex.load_all(spec(f"p{k:06}", wasm, CAPABILITIES) for k in range(count))
     d.load_s = time.perf_counter() - start
@@ -140,7 +157,9 @@ def _direct(lab: Lab, wasm: bytes, count: int, ticks: int) -> _Direct:
     ex.tick()  # untimed: the first tick touches each plugin's heap
     d.ticks = [_timed(ex.tick) for _ in range(ticks)]
     d.rss = _rss()
-    _check(ex)
+    d.rss_per_plugin = (d.rss - before) / max(count, 1)
+    d.sample = _timed(lambda: ex.sampler.sample(processes=True))
+    _check(ex, fuel)
     ex.shutdown()
     return d
 
@@ -153,12 +172,18 @@ def _load(lab: Lab, name: str, wasm: bytes, count: int) -> Executor:
     return ex
 
 
-def _check(ex: Executor) -> None:
-    """Every plugin ran every tick cleanly: otherwise the figure times failures."""
+def _check(ex: Executor, fuel: float) -> None:
+    """Every plugin did its whole work every tick: otherwise the figure times failures.
+
+    A tick's whole work is two host calls at least (the process list and the
+    metric), and fuel near the probe's mean: a plugin whose list read failed
+    makes one call and burns almost none.
+    """
     for plugin in ex.plugins.values():
         m = plugin.metrics
-        if m.violations or not plugin.enabled or m.host_calls < m.ticks:
-            raise RuntimeError(f"capacity plugin {plugin.name}: {m}")
+        clean = not (m.violations or m.host_errors) and plugin.enabled
+        if not clean or m.host_calls < 2 * m.ticks or m.fuel_used < 0.5 * fuel * m.ticks:
+            raise RuntimeError(f"capacity plugin {plugin.name} did not do its work: {m}")
 
 
 def _timed(fn: Callable[[], object]) -> float:

@@ -84,6 +84,16 @@ def numbered_noop(k: int) -> bytes:
     )
 
 
+def numbered_hostcall(k: int) -> bytes:
+    """A plugin importing get_cpu_usage whose bytes differ for each k: each
+    is compiled afresh and links a host function."""
+    return module(
+        f'(global (export "id") i32 (i32.const {k}))\n'
+        '(func (export "on_tick") (param i32) (drop (call $get_cpu_usage)))',
+        imports=["get_cpu_usage"],
+    )
+
+
 # A config schema as plugins ship them (examples/hello's): one bounded string.
 CONFIG_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -18,8 +18,12 @@ Memory figures are single readings, not repeats.
 from __future__ import annotations
 
 import gc
-import time
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import psutil
 import wasmtime
@@ -29,7 +33,9 @@ from bench.figures import TICK_ARG, Figure, Lab, Size, sample_runner, tick_runne
 from bench.fixtures import spec
 from bench.timing import Stat, interleaved, minus, ratio
 from executor.executor import Executor
+from executor.fastpath import FastBinding, _Callback
 from executor.sandbox import Sandbox
+from executor.spec import PluginSpec
 
 TICK_INTERVAL_S = TICK_ARG / 1000  # the default tick: 5 s
 
@@ -169,68 +175,82 @@ def _rss() -> float:
     return float(psutil.Process().memory_info().rss)
 
 
-def _live(kind: type) -> int:
-    """Objects of `kind` the collector still tracks in this process."""
-    gc.collect()
-    return sum(1 for o in gc.get_objects() if type(o) is kind)
-
-
 def memory(lab: Lab, size: Size) -> list[Figure]:
-    """RSS with idle plugins loaded, its growth over ticks, and load/unload churn."""
-    count = size.memory_plugins
-    lab.retire()  # earlier groups' executors would count in the RSS
-    before = _rss()
-    ex = _loaded(lab, "memory", count, fixtures.NOOP)
-    loaded = _rss()
-    for _ in range(size.memory_first_ticks):
-        ex.tick()
-    first = _rss()
-    start = time.perf_counter()
-    for _ in range(size.memory_ticks):
-        ex.tick()
-    ticked = time.perf_counter() - start
-    after = _rss()
-    g = f"9. memory (RSS of the bench process): {count} idle no-op plugins"
+    """RSS with idle plugins loaded and its growth over ticks (in a process of
+    its own: bench.memory_probe), then load/unload churn here."""
+    count, first, ticks = size.memory_plugins, size.memory_first_ticks, size.memory_ticks
+    lab.retire()  # earlier groups' executors would hold memory and mappings
+    root = Path(__file__).parents[1]
+    probe = subprocess.run(
+        [sys.executable, "-m", "bench.memory_probe", str(count), str(first), str(ticks)],
+        capture_output=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    r = json.loads(probe.stdout)
+    g = f"9. memory (RSS of a process of its own): {count} idle no-op plugins"
     return [
-        Figure(g, "RSS before loading them", _n(before), "MB"),
-        Figure(g, f"RSS with {count} plugins loaded", _n(loaded), "MB", 150.0),
-        Figure(g, f"increase for {count} plugins", _n(loaded - before), "MB"),
-        Figure(g, "increase per plugin", _n((loaded - before) / count), "kB"),
+        Figure(g, "RSS with the executor up, no plugin", _n(r["started"]), "MB"),
+        Figure(g, f"RSS with {count} plugins loaded", _n(r["loaded"]), "MB", 150.0),
+        Figure(g, f"increase for {count} plugins", _n(r["loaded"] - r["started"]), "MB"),
+        Figure(g, "increase per plugin", _n((r["loaded"] - r["started"]) / count), "kB"),
         Figure(
             g,
-            f"RSS after {size.memory_ticks} more ticks / after the first {size.memory_first_ticks}",
-            _n(after / first),
+            f"RSS after {ticks} more ticks / after the first {first}",
+            _n(r["after"] / r["first"]),
             "x",
             1.05,
         ),
-        Figure(g, f"those {size.memory_ticks} ticks, each", _n(ticked / size.memory_ticks), "ms"),
+        Figure(g, f"RSS growth over those {ticks} ticks", _n(r["after"] - r["first"]), "kB"),
+        Figure(g, f"those {ticks} ticks, each", _n(r["tick_s"]), "ms"),
         *_churn(lab, size),
     ]
 
 
 def _churn(lab: Lab, size: Size) -> list[Figure]:
-    """Load and unload `churn_plugins` plugins one after another, in one executor."""
+    """Load and unload `churn_plugins` distinct plugins one after another, in one
+    executor, and count what they leave behind: each is compiled afresh and
+    imports a host function, so modules and the fast path's callbacks count."""
     count = size.churn_plugins
     ex = lab.executor("churn")
-    _load_unload(ex, 0, 1)  # warm-up: the first load fills the module cache
-    stores, boxes, before = _live(wasmtime.Store), _live(Sandbox), _rss()
-    ex.load(spec("seen", fixtures.NOOP))
-    if (_live(wasmtime.Store), _live(Sandbox)) != (stores + 1, boxes + 1):
-        raise RuntimeError("a loaded plugin's Store and Sandbox are not visible to gc")
+    _load_unload(ex, 0, 1)  # warm-up
+    kinds = (wasmtime.Store, wasmtime.Module, Sandbox, FastBinding, _Callback)
+    before, rss = _census(kinds), _rss()
+    ex.load(_churn_spec("seen"))
+    seen = _census(kinds)
+    if any(seen[k] <= before[k] for k in kinds):
+        raise RuntimeError(f"a loaded plugin's objects are not all visible to gc: {seen}")
     ex.unload("seen")
     _load_unload(ex, 1, count)
-    stores_after, boxes_after, after = _live(wasmtime.Store), _live(Sandbox), _rss()
-    g = f"9. memory: {count} plugins loaded and unloaded in a row"
-    return [
-        Figure(g, "RSS after / before", _n(after / before), "x"),
-        Figure(g, "RSS increase", _n(after - before), "MB"),
-        Figure(g, "live Sandbox objects, after - before", _n(boxes_after - boxes), "n"),
-        Figure(g, "live wasmtime.Store objects, after - before", _n(stores_after - stores), "n"),
+    after, rss_after = _census(kinds), _rss()
+    g = f"9. memory: {count} distinct plugins loaded and unloaded in a row"
+    rows = [
+        Figure(g, "RSS after / before", _n(rss_after / rss), "x"),
+        Figure(g, "RSS increase", _n(rss_after - rss), "MB"),
     ]
+    for kind in kinds:
+        label = f"live {kind.__module__}.{kind.__qualname__} objects, after - before"
+        rows.append(Figure(g, label, _n(after[kind] - before[kind]), "n"))
+    return rows
+
+
+def _churn_spec(name: str, k: int = 0) -> PluginSpec:
+    return spec(name, fixtures.numbered_hostcall(k), ["ReadSystemInfo"])
+
+
+def _census(kinds: Sequence[type]) -> dict[type, int]:
+    """Objects of each kind the collector still tracks in this process."""
+    gc.collect()
+    counts = dict.fromkeys(kinds, 0)
+    for o in gc.get_objects():
+        if type(o) in counts:
+            counts[type(o)] += 1
+    return counts
 
 
 def _load_unload(ex: Executor, first: int, count: int) -> None:
     for k in range(first, first + count):
         name = f"churn-{k:05}"
-        ex.load(spec(name, fixtures.NOOP))
+        ex.load(_churn_spec(name, k))
         ex.unload(name)
