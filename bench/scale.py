@@ -191,7 +191,12 @@ def memory(lab: Lab, size: Size) -> list[Figure]:
     r = json.loads(probe.stdout)
     g = f"9. memory (RSS of a process of its own): {count} idle no-op plugins"
     return [
-        Figure(g, "RSS with the executor up, no plugin", _n(r["started"]), "MB"),
+        Figure(
+            g,
+            "RSS with the executor up, no plugin (one loaded and unloaded)",
+            _n(r["started"]),
+            "MB",
+        ),
         Figure(g, f"RSS with {count} plugins loaded", _n(r["loaded"]), "MB", 150.0),
         Figure(g, f"increase for {count} plugins", _n(r["loaded"] - r["started"]), "MB"),
         Figure(g, "increase per plugin", _n((r["loaded"] - r["started"]) / count), "kB"),
