@@ -9,7 +9,6 @@ strike against that plugin only, and everything else keeps its schedule.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,13 +26,13 @@ from executor.module_cache import ModuleCache
 from executor.observer import Observer
 from executor.sandbox import CallResult, Sandbox, resolve_api
 from executor.spec import ExecutorSettings, PluginSpec
+from executor.status_file import StatusWriter
 from hostcalls import capabilities
 from hostcalls.capabilities import CapabilityKind, Grant
 from hostcalls.host import HostLimits, PluginHost
 from hostcalls.plugin_state import PluginState
 from hostcalls.processes import DEFAULT_PROTECTED_NAMES, ProtectionPolicy
 from hostcalls.system import Sampler, SystemSample, memory_pressure_level
-from ruvector.atomic import atomic_write
 from ruvector.errors import HostFault, PluginRefused
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,11 @@ class LoadedPlugin:
     metrics_saved_at: float = 0.0  # time.monotonic() of the last metrics flush
     # Fixed for the plugin's life and read on every tick, so kept as fields.
     sees: bool = field(init=False)  # granted the process list: hears process events
-    ticks: bool = field(init=False)  # exports on_tick
+    has_on_tick: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.sees = CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
-        self.ticks = self.sandbox.has("on_tick")
+        self.has_on_tick = self.sandbox.has("on_tick")
 
     @property
     def name(self) -> str:
@@ -117,6 +116,7 @@ class Executor:
         self._sample: SystemSample | None = None
         self._previous: SystemSample | None = None
         self._status_at = -math.inf
+        self.status_writer = StatusWriter(self.state_dir / STATUS_FILE)
 
     # -- loading -------------------------------------------------------------
 
@@ -207,6 +207,7 @@ class Executor:
         for name in list(self.plugins):
             self.unload(name)
         self.ticker.close()
+        self.status_writer.close()
 
     def enable(self, name: str) -> None:
         """Re-enable a disabled plugin now (its record of strikes is cleared)."""
@@ -287,25 +288,18 @@ class Executor:
         }
 
     def publish_status(self, force: bool = False) -> None:
-        """Write status() to state/executor.json, at most every status_interval_s.
+        """Hand status() to the status file's writer, at most every status_interval_s.
 
         run() calls it after each tick. It is reporting, not ticking: a tick
-        (the plugins' turns) does not include it, and the bench measures it
-        apart.
+        (the plugins' turns) does not include it, and the file is written on
+        a thread of its own (executor.status_file), so the disk never delays
+        a tick.
         """
         now = time.monotonic()
         if not force and now - self._status_at < self.settings.status_interval_s:
             return
         self._status_at = now
-        try:
-            # Written every tick at the default 5 s tick, for display only:
-            # compact JSON (indent runs the pure-Python encoder, 4x slower)
-            # and no fsync (a lost write after a power cut only shows the
-            # executor as not running, which after a power cut it is not).
-            data = json.dumps(self.status(), separators=(",", ":")).encode()
-            atomic_write(self.state_dir / STATUS_FILE, data, durable=False)
-        except OSError as exc:  # status is for display: a full disk must not stop ticks
-            log.warning("cannot write %s: %s", STATUS_FILE, exc)
+        self.status_writer.submit(self.status())
 
     def _tick_plugin(
         self,
@@ -332,7 +326,7 @@ class Executor:
             ok = not box.has("on_profile_switch") or self._settle(
                 plugin, box.call_with_text("on_profile_switch", self.profile)
             )
-        if ok and plugin.ticks:
+        if ok and plugin.has_on_tick:
             self._settle(plugin, box.call("on_tick", self.settings.tick_interval_ms))
         plugin.metrics.record_tick(time.perf_counter() - start)
         self._report_throttled(plugin)
@@ -407,8 +401,7 @@ class Executor:
                 plugin.name, "error", f"host error in {result.hook} {note}: {result.host_error}"
             )
             return False
-        if result.violation is None:
-            return True
+        assert result.violation is not None  # the clean case returned above
         plugin.metrics.violations += 1
         newly_disabled = plugin.health.record(result.violation)
         self.observer.violation(
