@@ -32,7 +32,11 @@ from ctypes import CFUNCTYPE, c_char_p, c_double, c_int32, c_int64, c_size_t, c_
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
+
+try:  # wasmtime-py's private bindings: another version may lack them
+    from wasmtime import _ffi as ffi
+except ImportError:  # pragma: no cover - unsupported() reports it
+    ffi = None  # type: ignore[assignment]
 
 from executor.binding import CheckedMemory, Handler, Meter, func_type
 from executor.engine import wasmtime_version
@@ -40,23 +44,49 @@ from hostcalls.abi import IMPORT_MODULE, LIFECYCLE_EXPORTS, REQUIRED_EXPORTS, Ex
 
 WASMTIME_MAJOR = 50  # keep in step with the wasmtime pin in pyproject.toml
 
-_RAW = ctypes.sizeof(ffi.wasmtime_val_raw_t)  # one argument or result slot
 _MAX_SLOTS = 4  # the most arguments any ABI v1 export or host function takes
 _RAW_TYPES: dict[str, type[c_int32] | type[c_int64] | type[c_double]] = {
     "i32": c_int32,
     "i64": c_int64,
     "f64": c_double,
 }
+_EXPORT_TYPES: dict[str, Export] = {**REQUIRED_EXPORTS, **LIFECYCLE_EXPORTS}
+# call() and run() read and write every argument and result as an i32.
+assert all(t == "i32" for e in _EXPORT_TYPES.values() for t in (*e.params, *e.results))
 
 
 def unsupported() -> str | None:
-    """Why the fast path cannot run with the installed wasmtime, or None."""
+    """Why the fast path cannot run with the installed wasmtime, or None.
+
+    The version first; then whether this wasmtime-py has every private part
+    the fast path uses, since a patch release may move one: a missing one
+    sends the executor to the reference binding, never to a crash.
+    """
     version = wasmtime_version()
     if version.split(".")[0] != str(WASMTIME_MAJOR):
         return f"wasmtime {version} is installed; the fast path is built for {WASMTIME_MAJOR}.x"
+    if _LOAD_ERROR is not None:
+        return f"wasmtime {version}: {_LOAD_ERROR}"
+    missing = [name for name, present in _private_parts() if not present]
+    if missing:
+        return f"wasmtime {version} lacks what the fast path uses: {', '.join(missing)}"
     if _RAW != 16:
         return f"wasmtime_val_raw_t is {_RAW} bytes; the fast path expects 16"
     return None
+
+
+def _private_parts() -> list[tuple[str, bool]]:
+    """wasmtime-py's private attributes the fast path reads, and whether each is there."""
+    return [
+        ("Store._context", hasattr(wasmtime.Store, "_context")),
+        ("Linker.ptr", hasattr(wasmtime.Linker, "ptr")),
+        ("FuncType.ptr", hasattr(wasmtime.FuncType, "ptr")),
+        ("Func._func", "_func" in getattr(wasmtime.Func, "__annotations__", {})),
+        ("Memory._memory", "_memory" in getattr(wasmtime.Memory, "__annotations__", {})),
+        ("Trap._from_ptr", hasattr(wasmtime.Trap, "_from_ptr")),
+        ("WasmtimeError._from_ptr", hasattr(wasmtime.WasmtimeError, "_from_ptr")),
+        ("FuncType._from_ptr", hasattr(wasmtime.FuncType, "_from_ptr")),
+    ]
 
 
 # Our own prototypes over wasmtime's library: addresses as c_void_p, so no
@@ -74,46 +104,52 @@ def _proto(name: str, restype: Any, *argtypes: Any, gil: bool = False) -> Any:
     return kind(restype, *argtypes)((name, ffi.dll))
 
 
-_call = _proto(  # runs wasm: releases the GIL
-    "wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p
-)
-_set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64, gil=True)
-_get_fuel = _proto("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, gil=True)
-_set_deadline = _proto("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, gil=True)
-_data = _proto("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, gil=True)
-_data_size = _proto("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, gil=True)
-_caller_context = _proto("wasmtime_caller_context", c_void_p, c_void_p, gil=True)
-_caller_export = _proto(
-    "wasmtime_caller_export_get",
-    ctypes.c_bool,
-    c_void_p,
-    c_char_p,
-    c_size_t,
-    c_void_p,
-    gil=True,
-)
-_trap_new = _proto("wasmtime_trap_new", c_void_p, c_char_p, c_size_t, gil=True)
-_Callback = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_size_t)
-_define = _proto(
-    "wasmtime_linker_define_func_unchecked",
-    c_void_p,
-    c_void_p,
-    c_char_p,
-    c_size_t,
-    c_char_p,
-    c_size_t,
-    c_void_p,
-    _Callback,
-    c_void_p,
-    c_void_p,
-)
+# Bound when the module is imported. A library without one of these symbols
+# (another wasmtime) leaves _LOAD_ERROR set, and unsupported() says so.
+_LOAD_ERROR: str | None = None
+try:
+    _RAW = ctypes.sizeof(ffi.wasmtime_val_raw_t)  # one argument or result slot
+    _call = _proto(  # runs wasm: releases the GIL
+        "wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p
+    )
+    _set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64, gil=True)
+    _get_fuel = _proto("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, gil=True)
+    _set_deadline = _proto(
+        "wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, gil=True
+    )
+    _data = _proto("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, gil=True)
+    _data_size = _proto("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, gil=True)
+    _caller_context = _proto("wasmtime_caller_context", c_void_p, c_void_p, gil=True)
+    _caller_export = _proto(
+        "wasmtime_caller_export_get",
+        ctypes.c_bool,
+        c_void_p,
+        c_char_p,
+        c_size_t,
+        c_void_p,
+        gil=True,
+    )
+    _trap_new = _proto("wasmtime_trap_new", c_void_p, c_char_p, c_size_t, gil=True)
+    _Callback = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_size_t)
+    _define = _proto(
+        "wasmtime_linker_define_func_unchecked",
+        c_void_p,
+        c_void_p,
+        c_char_p,
+        c_size_t,
+        c_char_p,
+        c_size_t,
+        c_void_p,
+        _Callback,
+        c_void_p,
+        c_void_p,
+    )
+    _EXTERN_FUNC = int(ffi.WASMTIME_EXTERN_FUNC.value)
+    _EXTERN_MEMORY = int(ffi.WASMTIME_EXTERN_MEMORY.value)
+except (AttributeError, OSError, TypeError) as exc:  # pragma: no cover - another wasmtime
+    _LOAD_ERROR = f"its C library or bindings lack what the fast path calls ({exc})"
 
 _ABORTED = b"host function aborted the call"
-_EXTERN_FUNC, _EXTERN_MEMORY = (
-    int(ffi.WASMTIME_EXTERN_FUNC.value),
-    int(ffi.WASMTIME_EXTERN_MEMORY.value),
-)
-_EXPORT_TYPES: dict[str, Export] = {**REQUIRED_EXPORTS, **LIFECYCLE_EXPORTS}
 
 
 def _addr(obj: Any) -> int:
@@ -235,7 +271,7 @@ class FastBinding:
         self._slots = _Slots()
         self._fuel = c_uint64()
         self._fuel_addr = c_void_p(ctypes.addressof(self._fuel))
-        self._exports: dict[str, Any] = {}
+        self.exports: dict[str, Any] = {}  # as the instance gave them
         self.memory = _RawMemory(self)
         self.memory_addr = 0
         self._memory = c_void_p(0)  # memory_addr, for calls
@@ -280,7 +316,7 @@ class FastBinding:
                     value = handler(mem, *[t.from_address(raw + at).value for t, at in params])
                 else:
                     value = handler(mem)
-                if floats and type(value) is not float:
+                if floats and not isinstance(value, float):
                     raise TypeError(f"{name} returned {type(value).__name__}, not float")
                 out.from_address(raw).value = value
                 return 0
@@ -300,7 +336,7 @@ class FastBinding:
 
     def _bind(self, exports: Mapping[str, Any]) -> None:
         """Keep the exports we will call unchecked, once their types are checked."""
-        self._exports = dict(exports)
+        self.exports = dict(exports)
         for name, want in _EXPORT_TYPES.items():
             fn = exports.get(name)
             if fn is None:
@@ -407,12 +443,15 @@ class FastBinding:
         return int(_data_size(self._ctx, self._memory)) if self.memory_addr else 0
 
     def write(self, ptr: int, data: bytes) -> None:
-        base = _data(self._live(), self._memory) or 0
+        ctx = self._live()
+        if not self.memory_addr:
+            raise ValueError("no instance: nothing to write to")
+        base = _data(ctx, self._memory) or 0
         ctypes.memmove(base + ptr, data, len(data))
 
     def close(self) -> None:
         """Close the store; the callbacks go only once it can no longer call them."""
-        self._funcs, self._exports = {}, {}
+        self._funcs, self.exports = {}, {}
         self.memory_addr = self.alloc_addr = 0
         self._ctx = self._memory = c_void_p(0)
         self.store.close()

@@ -143,7 +143,7 @@ class Instance:
     @property
     def exports(self) -> Any:
         b = self.binding
-        return b.exports if isinstance(b, ReferenceBinding) else b._exports  # type: ignore[attr-defined]
+        return b.exports  # type: ignore[attr-defined]
 
 
 def make(
@@ -569,3 +569,23 @@ def test_fuel_asked_of_an_engine_without_it_is_the_same_error() -> None:
         messages.append(str(failed.value))
         binding.close()
     assert messages[0] == messages[1] and "fuel is not configured" in messages[0]
+
+
+def test_a_wasmtime_lacking_a_symbol_is_reported_not_crashed_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A patch release may drop a private part or a C symbol the fast path
+    # uses: the executor must then run on the reference binding.
+    monkeypatch.setattr(fastpath, "_LOAD_ERROR", "no wasmtime_func_call_unchecked")
+    assert "no wasmtime_func_call_unchecked" in str(fastpath.unsupported())
+    monkeypatch.setattr(fastpath, "_LOAD_ERROR", None)
+    monkeypatch.setattr(fastpath, "_private_parts", lambda: [("Func._func", False)])
+    why = str(fastpath.unsupported())
+    assert "lacks what the fast path uses: Func._func" in why
+    from executor.sandbox import resolve_api
+
+    assert resolve_api("fast") == ("reference", why)
+
+
+def test_every_private_part_the_fast_path_uses_is_there() -> None:
+    assert [name for name, present in fastpath._private_parts() if not present] == []
