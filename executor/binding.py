@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import wasmtime
 
 from executor.spec import Api as Api
-from hostcalls.abi import HostFunction, Status, pack
+from hostcalls.abi import IMPORT_MODULE, HostFunction, Status, pack
 from hostcalls.guest import FaultKind, GuestAborted, GuestFault
 
 U32 = 0xFFFFFFFF
@@ -195,7 +195,7 @@ class ReferenceBinding:
             mem.caller = caller
             return handler(mem, *args)
 
-        linker.define_func("ruvector", name, func_type(fn), host_call, access_caller=True)
+        linker.define_func(IMPORT_MODULE, name, func_type(fn), host_call, access_caller=True)
 
     def instantiate(self, linker: wasmtime.Linker, module: wasmtime.Module) -> None:
         instance = linker.instantiate(self.store, module)

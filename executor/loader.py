@@ -127,7 +127,7 @@ def _compile_failure(cache: Compiler, wasm: bytes, exc: Exception) -> str:
 
     wasmtime reports both as one error type; validating (which maps no
     code) tells them apart, so a host out of memory or of memory mappings
-    (about 4 per loaded plugin; vm.max_map_count on Linux) is not blamed on
+    (4 to 6 per loaded plugin; vm.max_map_count on Linux) is not blamed on
     the plugin.
     """
     try:

@@ -1,7 +1,8 @@
 """One plugin instance in its own wasmtime Store, and every call into it.
 
 The sandbox owns the store, the instance and the binding of host functions;
-each call runs under a fresh fuel budget and an epoch deadline, and comes
+each call runs under a fresh fuel budget and an epoch deadline (armed
+again when the epoch has moved since the last call), and comes
 back as a CallResult. A call that breaks a limit yields a Violation; the
 instance is then poisoned and rebuilt by restart(), since a trapped instance
 may hold half-updated state (its allocator included).
@@ -105,11 +106,10 @@ class Sandbox:
         """
         self.close()
         store = wasmtime.Store(self._engine)
-        cap = self.spec.limits.max_memory_mb * 1024 * 1024
         # One page of slack: a memory found above the cap after a call is a
         # violation we can see, where a failed memory.grow would be silent.
         store.set_limits(
-            memory_size=cap + PAGE,
+            memory_size=self._memory_cap + PAGE,
             table_elements=self.spec.limits.max_table_elements,
             instances=1,
             tables=4,
@@ -189,7 +189,7 @@ class Sandbox:
     def _metered(
         self, hook: str, fn: Callable[..., object] | None, args: tuple[object, ...]
     ) -> CallResult:
-        """One call under fresh fuel and a deadline, counted and checked after.
+        """One call under fresh fuel and its deadline, counted and checked after.
 
         `fn` None calls export `hook` with `args`. The executor's hot path
         (every plugin, every tick), so it is kept flat.

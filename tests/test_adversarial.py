@@ -392,8 +392,8 @@ class _ExhaustedCompiler:
 
 
 def test_a_host_out_of_room_is_not_blamed_on_the_plugin(make_executor) -> None:
-    # ~4 memory mappings per loaded plugin: past vm.max_map_count (65530 by
-    # default on Linux), about 16,000 plugins in, compiling fails. The module
+    # 4 to 6 memory mappings per loaded plugin: past vm.max_map_count (65530 by
+    # default on Linux), 11,000 to 16,000 plugins in, compiling fails. The module
     # is valid, so the refusal must say the host could not, not "malformed".
     ex = make_executor()
     good = spec("p", NOOP)

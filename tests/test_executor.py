@@ -12,7 +12,7 @@ import pytest
 from executor.executor import Executor
 from executor.health import MAX_RECORDED, Health
 from executor.sandbox import Violation, ViolationKind
-from executor.spec import ExecutorSettings, Limits
+from executor.spec import Api, ExecutorSettings, Limits
 from hostcalls.abi import Status
 from hostcalls.host import PluginHost
 from ruvector.errors import HostFault
@@ -265,11 +265,15 @@ def test_a_full_disk_does_not_stop_the_executor(make_executor, recorder, monkeyp
     assert ex.plugins["good"].state.metrics_snapshot()["ticks"]["last"] == 4
 
 
-def test_epoch_only_metering_stops_a_loop_by_its_deadline(tmp_path: Path, recorder) -> None:
+def test_epoch_only_metering_stops_a_loop_by_its_deadline(
+    tmp_path: Path, recorder, call_api: Api
+) -> None:
     """metering = "epochs": no fuel budget, so an endless loop meets the deadline."""
     loop = module('(func (export "on_tick") (param i32) (loop $l (br $l)))')
     for metering, kind in (("fuel", "FUEL"), ("epochs", "DEADLINE")):
-        settings = ExecutorSettings(state_dir=str(tmp_path / metering), metering=metering)
+        settings = ExecutorSettings(
+            state_dir=str(tmp_path / metering), metering=metering, call_api=call_api
+        )
         ex = Executor(settings, recorder)
         try:
             assert ex.engine_settings.fuel is (metering == "fuel")
@@ -278,3 +282,40 @@ def test_epoch_only_metering_stops_a_loop_by_its_deadline(tmp_path: Path, record
             assert recorder.kinds(metering) == [kind]
         finally:
             ex.shutdown()
+
+
+# on_tick(n): n iterations of a little arithmetic, then return.
+BUSY = module(
+    """
+  (global $sink (mut i32) (i32.const 0))
+  (func (export "on_tick") (param $n i32) (local $x i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $x (i32.add (i32.mul (local.get $x) (i32.const 1103515245)) (i32.const 12345)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l)))
+    (global.set $sink (local.get $x)))
+"""
+)
+
+
+def test_a_deadline_kept_from_an_earlier_call_is_never_short(make_executor, recorder) -> None:
+    """Calls within one epoch keep the deadline armed by the first (no C call):
+    a long call after short ones must still get all of max_tick_ms, and a
+    spinning one must be stopped no sooner than that."""
+    ex = make_executor()
+    limits = Limits(fuel_per_call=10**13, max_call_ms=50)
+    box = ex.load(spec("busy", BUSY, limits=limits)).sandbox
+    probe = box.call("on_tick", 2_000_000)
+    per_iteration = probe.elapsed_s / 2_000_000
+    long_n = int(0.020 / per_iteration)  # 20 ms of the 50: room for a busy machine
+    with ex.ticker.running():
+        for _ in range(15):
+            for n in (1, 1, long_n):  # short calls arm it; the long one keeps it
+                result = box.call("on_tick", n)
+                assert result.violation is None, (result, n)
+    with ex.ticker.running():
+        box.call("on_tick", 1)  # arms the deadline
+        result = box.call("on_tick", 2**31 - 1)  # far longer than 50 ms: stopped
+    assert result.violation is not None and result.violation.kind == ViolationKind.DEADLINE
+    assert 0.050 <= result.elapsed_s < 0.5, result.elapsed_s
