@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
                 ex.ticker.epoch += 1  # as at the real spacing (bench.figures: epoch_moved)
                 ex.tick()
                 ex.publish_status(force=True)  # as run() does after each tick
+                ex.status_writer.flush()
             out["tick_s"] = (time.perf_counter() - start) / max(ticks, 1)
             out["after"] = _rss()
             if any(p.metrics.violations or not p.enabled for p in ex.plugins.values()):

@@ -6,12 +6,12 @@
   counts its entries) at two counts, on the machine's own processes; how
   many plugins a 5 s tick carries is group 11's (bench.capacity), with a
   real plugin at 520 processes;
-- resident memory (RSS of this process) with 100 idle plugins, its growth
-  over many ticks, and load + unload of many plugins in a row.
+- resident memory with 100 idle plugins and its growth over many ticks, in
+  a process of its own (bench.memory_probe), so nothing earlier groups
+  allocated or freed counts;
+- load + unload of many distinct plugins in a row, here, counting what is
+  left alive.
 
-RSS is of the whole bench process, so the absolute figure includes the
-interpreter, the bench and what earlier groups left allocated (their
-executors are shut down first): an upper bound for the executor's own.
 Memory figures are single readings, not repeats.
 """
 
@@ -80,7 +80,7 @@ def _loaded(lab: Lab, name: str, count: int, wasm: bytes, approved: Sequence[str
 
 
 def scale(lab: Lab, size: Size) -> list[Figure]:
-    """Group 9: tick time over many plugins, the sustainable count, memory."""
+    """Group 9: tick time over many plugins, light work, memory."""
     return [*no_op_scale(lab, size), *process_scan_scale(lab, size), *memory(lab, size)]
 
 
@@ -124,7 +124,7 @@ def _linearity(g: str, beyond: dict[int, list[float]], sizes: Sequence[int]) -> 
 
 
 def process_scan_scale(lab: Lab, size: Size) -> list[Figure]:
-    """Plugins that read and walk the process list each tick; the count 5 s carries."""
+    """Plugins that read the process list and count its entries each tick."""
     small, large = size.work_plugins
     executors = {
         n: _loaded(lab, f"scan-{n}", n, PROCESS_SCAN, ["ReadProcessList"]) for n in (small, large)
