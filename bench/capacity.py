@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -39,7 +40,7 @@ import psutil
 from bench.figures import Figure, Lab, Size
 from bench.fixtures import spec
 from bench.processlist import _at_least
-from bench.scale import TICK_INTERVAL_S, _n, _rss
+from bench.scale import TICK_INTERVAL_S, _loaded, _n, _rss
 from bench.timing import Stat
 from executor.executor import Executor
 
@@ -95,23 +96,23 @@ def _build_example() -> bytes:
         return build_plugin(directory).wasm_path.read_bytes()
 
 
+@dataclass
 class _Probe:
-    def __init__(self) -> None:
-        self.plugins = 0
-        self.processes = 0
-        self.fuel = 0.0
-        self.per_plugin = Stat.of([0.0])
-        self.sample = Stat.of([0.0])
-        self.maps_per_plugin = 0.0
-        self.rss_per_plugin = 0.0
-        self.bounds: dict[str, float] = {}
+    plugins: int = 0
+    processes: int = 0
+    fuel: float = 0.0  # per on_tick
+    per_plugin: Stat = field(default_factory=lambda: Stat.of([0.0]))
+    sample: Stat = field(default_factory=lambda: Stat.of([0.0]))
+    maps_per_plugin: float = 0.0
+    rss_per_plugin: float = 0.0
+    bounds: dict[str, float] = field(default_factory=dict)
 
 
 def _probe(lab: Lab, wasm: bytes, size: Size) -> _Probe:
     p = _Probe()
     p.plugins = count = size.capacity_probe
     maps, rss = _maps(), _rss()
-    ex = _load(lab, "capacity-probe", wasm, count)
+    ex = _loaded(lab, "capacity-probe", count, wasm, CAPABILITIES)
     ex.tick()  # the first tick touches each plugin's heap
     p.maps_per_plugin = (_maps() - maps) / count
     p.rss_per_plugin = (_rss() - rss) / count
@@ -134,14 +135,14 @@ def _probe(lab: Lab, wasm: bytes, size: Size) -> _Probe:
     return p
 
 
+@dataclass
 class _Direct:
-    def __init__(self) -> None:
-        self.refused = 0
-        self.load_s = 0.0
-        self.ticks: list[float] = []
-        self.rss = 0.0
-        self.rss_per_plugin = 0.0
-        self.sample = 0.0
+    refused: int = 0
+    load_s: float = 0.0
+    ticks: list[float] = field(default_factory=list)
+    rss: float = 0.0
+    rss_per_plugin: float = 0.0
+    sample: float = 0.0
 
 
 def _direct(lab: Lab, wasm: bytes, count: int, ticks: int, fuel: float) -> _Direct:
@@ -162,14 +163,6 @@ def _direct(lab: Lab, wasm: bytes, count: int, ticks: int, fuel: float) -> _Dire
     _check(ex, fuel)
     ex.shutdown()
     return d
-
-
-def _load(lab: Lab, name: str, wasm: bytes, count: int) -> Executor:
-    ex = lab.executor(name)
-    refused = ex.load_all(spec(f"p{k:06}", wasm, CAPABILITIES) for k in range(count))
-    if refused:
-        raise RuntimeError(f"capacity fixture refused: {refused[0]}")
-    return ex
 
 
 def _check(ex: Executor, fuel: float) -> None:

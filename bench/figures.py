@@ -286,7 +286,7 @@ def snapshot_runner(ex: Executor) -> Runner:
 
 def sample_runner(ex: Executor) -> Runner:
     """The shared sample alone, as tick() takes it for these plugins."""
-    processes = any(p.sees_processes() and p.enabled for p in ex.plugins.values())
+    processes = any(p.sees_processes and p.enabled for p in ex.plugins.values())
     sample = ex.sampler.sample
 
     def run(n: int) -> None:

@@ -55,11 +55,11 @@ class LoadedPlugin:
     profile_seen: str = ""
     metrics_saved_at: float = 0.0  # time.monotonic() of the last metrics flush
     # Fixed for the plugin's life and read on every tick, so kept as fields.
-    sees: bool = field(init=False)  # granted the process list: hears process events
+    sees_processes: bool = field(init=False)  # granted the process list: hears its events
     has_on_tick: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sees = CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
+        self.sees_processes = CapabilityKind.READ_PROCESS_LIST in self.grant.kinds()
         self.has_on_tick = self.sandbox.has("on_tick")
 
     @property
@@ -69,9 +69,6 @@ class LoadedPlugin:
     @property
     def enabled(self) -> bool:
         return not self.health.disabled
-
-    def sees_processes(self) -> bool:
-        return self.sees
 
 
 class Executor:
@@ -161,7 +158,7 @@ class Executor:
         else:
             # Sample now, outside the call: sampling time must not count
             # against on_init's deadline.
-            self.current_sample(processes=plugin.sees_processes())
+            self.current_sample(processes=plugin.sees_processes)
             try:
                 self._start(plugin)
             except PluginRefused:  # nothing registered yet; free the store
@@ -228,7 +225,7 @@ class Executor:
         return self._sample
 
     def _wants_processes(self) -> bool:
-        return any(p.sees_processes() and p.enabled for p in self.plugins.values())
+        return any(p.sees_processes and p.enabled for p in self.plugins.values())
 
     def _prefetch(self, sample: SystemSample) -> None:
         """Read the slow parts of the sample now, outside any plugin's deadline.
@@ -314,7 +311,7 @@ class Executor:
         box = plugin.sandbox
         box.host.begin_tick()
         ok = not box.poisoned or self._restart(plugin)
-        if ok and plugin.sees and (launched or exited):
+        if ok and plugin.sees_processes and (launched or exited):
             ok = self._deliver_events(plugin, exited, launched, start)
         if ok and level != plugin.pressure_seen:
             plugin.pressure_seen = level

@@ -384,16 +384,12 @@ class FastBinding:
         fn, slots = self._funcs[export], self._slots
         if len(args) != fn.nargs:  # an unchecked call must never get this wrong
             raise TypeError(f"{export} takes {fn.nargs} arguments, not {len(args)}")
-        views = slots.i32
-        if len(args) == 1:  # on_tick, on_memory_pressure, rv_alloc: most calls
-            views[0].value = args[0]
-        else:
-            for i, value in enumerate(args):
-                views[i].value = value
-        err = _call(self._ctx, fn.addr, slots.addr, fn.nslots, slots.trap_addr)
+        for view, value in zip(slots.i32, args, strict=False):
+            view.value = value
+        err = _call(self._live(), fn.addr, slots.addr, fn.nslots, slots.trap_addr)
         if err or slots.trap.value:
             self.raise_failure(err, slots)
-        return views[0].value if fn.result else None
+        return slots.first.value if fn.result else None
 
     def run(self, deadline: bool, export: str, args: tuple[int, ...]) -> tuple[int, int]:
         # arm(), call() and disarm() in one frame: this is every plugin's

@@ -158,8 +158,6 @@ class Sandbox:
 
     def call(self, hook: str, *args: int) -> CallResult:
         """Call a lifecycle export with integer arguments."""
-        if self._ticker.active:  # inside Executor.tick's span: the epoch moves already
-            return self._metered(hook, None, args)
         return self._run(hook, None, *args)
 
     def call_with_text(self, hook: str, text: str, *args: int) -> CallResult:
@@ -181,7 +179,7 @@ class Sandbox:
         return 0 if self._binding is None else self._binding.memory_size()
 
     def _run(self, hook: str, fn: Callable[..., object] | None, *args: object) -> CallResult:
-        if self._ticker.active:
+        if self._ticker.active:  # inside Executor.tick's span: the epoch moves already
             return self._metered(hook, fn, args)
         with self._ticker.running():
             return self._metered(hook, fn, args)
